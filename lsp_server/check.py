@@ -1,0 +1,103 @@
+"""``fimls check``: start the server like an editor does and get one real completion."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsp_server.lsp_client import FimlsClient, server_command
+
+SAMPLE = '''def add(a, b):
+    """Return the sum of a and b."""
+    return 
+
+
+def main():
+    print(add(2, 3))
+'''
+SAMPLE_LINE, SAMPLE_COLUMN = 2, 11
+
+
+@dataclass
+class CheckResult:
+    """What ``fimls check`` measured."""
+
+    suggestion: str = ""
+    model: dict[str, object] | None = None
+    ready_s: float = 0.0
+    first_ms: float = 0.0
+    warm_ms: float = 0.0
+    exit_code: int = -1
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """A non-empty completion came back and the server exited cleanly."""
+        return bool(self.suggestion.strip()) and self.exit_code == 0 and not self.error
+
+
+async def run_check(model: str | None = None, timeout: float = 600.0) -> CheckResult:
+    """Start ``fimls --stdio``, wait for the model, complete the sample twice, exit."""
+    args = ["--stdio"] + (["--model", model] if model else [])
+    client = FimlsClient()
+    result = CheckResult()
+    started = time.perf_counter()
+    await client.start(server_command(*args), stderr=sys.stderr)
+    try:
+        await _exercise(client, result, started, timeout)
+    except Exception as exc:  # report, then still shut the server down
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        result.exit_code = await client.stop()
+    return result
+
+
+async def _exercise(
+    client: FimlsClient, result: CheckResult, started: float, timeout: float
+) -> None:
+    await client.handshake()
+    status = await client.wait_model(timeout)
+    result.ready_s = time.perf_counter() - started
+    result.model = status.get("model")
+    if status.get("state") != "ready":
+        result.error = str(status.get("message"))
+        return
+    uri = (Path.cwd() / "fimls_check_sample.py").as_uri()
+    client.open(uri, SAMPLE, "python")
+    t0 = time.perf_counter()
+    first = await client.inline(uri, SAMPLE_LINE, SAMPLE_COLUMN)
+    result.first_ms = (time.perf_counter() - t0) * 1000
+    t0 = time.perf_counter()
+    await client.inline(uri, SAMPLE_LINE, SAMPLE_COLUMN)
+    result.warm_ms = (time.perf_counter() - t0) * 1000
+    if first.items:
+        text = first.items[0].insert_text
+        result.suggestion = text if isinstance(text, str) else text.value
+
+
+def main(model: str | None = None) -> int:
+    """Run the check and print a report; exit status 0 only for a non-empty completion."""
+    result = asyncio.run(run_check(model))
+    m = result.model or {}
+    out = sys.stdout
+    if m:
+        size = int(str(m.get("sizeBytes", 0))) / 2**20
+        source = "embedded, sha256 verified" if m.get("embedded") else "--model"
+        out.write(f"model:      {m.get('name')} ({m.get('description')})\n")
+        out.write(f"file:       {m.get('path')} ({size:.1f} MiB, {source})\n")
+        out.write(f"template:   {m.get('template')} ({str(m.get('order')).upper()})\n")
+        out.write(f"threads:    {m.get('threads')}, context {m.get('contextSize')} tokens\n")
+    out.write(f"ready in:   {result.ready_s:.2f} s (server start to model loaded)\n")
+    if result.error:
+        out.write(f"error:      {result.error}\n")
+    else:
+        out.write(f"sample:     {SAMPLE.splitlines()[SAMPLE_LINE]!r} (line {SAMPLE_LINE + 1})\n")
+        out.write(f"suggestion: {result.suggestion!r}\n")
+        out.write(f"first completion: {result.first_ms:.0f} ms\n")
+        out.write(f"warm completion:  {result.warm_ms:.0f} ms\n")
+    out.write(f"server exit code: {result.exit_code}\n")
+    out.write("fimls check: OK\n" if result.ok else "fimls check: FAILED\n")
+    return 0 if result.ok else 1

@@ -1,0 +1,267 @@
+"""One typed, fully defaulted settings tree, read from camelCase JSON under ``fimls``.
+
+Settings arrive as ``initializationOptions`` and through ``workspace/didChangeConfiguration``
+or ``workspace/configuration``. Parsing never fails: an unknown key or a value of the wrong
+type or range is reported as a problem and the default is used in its place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+LogLevel = Literal["error", "warning", "info", "debug"]
+Multiline = Literal["auto", "never"]
+Fallback = Literal["auto", "always", "never"]
+
+
+def _setting(
+    default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None
+) -> Any:
+    return field(default=default, metadata={"doc": doc, "min": minimum, "max": maximum})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which GGUF to load and how to run it."""
+
+    path: str | None = _setting(
+        None, "Path of a GGUF model to load instead of the embedded default model."
+    )
+    template: str | None = _setting(
+        None,
+        "FIM template name from prompts/ (e.g. `qwen2.5-coder`); detected from the model "
+        "when unset.",
+    )
+    context_size: int = _setting(
+        4096,
+        "Context window (n_ctx) in tokens: prompt plus completion.",
+        minimum=512,
+        maximum=131072,
+    )
+    threads: int = _setting(
+        0,
+        "CPU threads for llama.cpp; 0 picks the number of physical cores (at most 8).",
+        minimum=0,
+        maximum=256,
+    )
+    batch_size: int = _setting(
+        256,
+        "Prompt tokens evaluated per llama.cpp batch (n_batch = n_ubatch); cancellation is "
+        "checked between batches.",
+        minimum=16,
+        maximum=4096,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextSettings:
+    """What the prompt shows the model."""
+
+    prefix_tokens: int = _setting(
+        1024, "Token budget for the text before the cursor.", minimum=16, maximum=65536
+    )
+    suffix_tokens: int = _setting(
+        256, "Token budget for the text after the cursor.", minimum=0, maximum=65536
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionSettings:
+    """How completions are generated and cut."""
+
+    enable: bool = _setting(True, "Answer completion requests at all.")
+    max_tokens: int = _setting(
+        128, "Most tokens generated for one completion.", minimum=1, maximum=4096
+    )
+    max_lines: int = _setting(8, "Most lines in a multi-line completion.", minimum=1, maximum=200)
+    multiline: Multiline = _setting(
+        "auto",
+        "`auto`: multi-line on an empty line or after a block opener, else one line; "
+        "`never`: always one line.",
+    )
+    temperature: float = _setting(
+        0.0, "Sampling temperature; 0 is greedy (deterministic).", minimum=0.0, maximum=2.0
+    )
+    top_k: int = _setting(40, "Top-k sampling when temperature > 0.", minimum=1, maximum=1000)
+    top_p: float = _setting(
+        0.9, "Top-p (nucleus) sampling when temperature > 0.", minimum=0.0, maximum=1.0
+    )
+    fallback: Fallback = _setting(
+        "auto",
+        "Offer `textDocument/completion` (one item with the whole suggestion): `auto` only "
+        "for clients without inline completion, `always`, or `never`.",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """All fimls settings; every field has a default."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    context: ContextSettings = field(default_factory=ContextSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    log_level: LogLevel = _setting(
+        "warning", "Server log level (`error`, `warning`, `info`, `debug`)."
+    )
+
+
+T = TypeVar("T")
+
+
+def camel(name: str) -> str:
+    """Return the wire (camelCase) name of a snake_case field."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def parse_settings(raw: object, prefix: str = "fimls") -> tuple[Settings, list[str]]:
+    """Build Settings from JSON-like data; return them with the problems found."""
+    problems: list[str] = []
+    if raw is None:
+        return Settings(), problems
+    if not isinstance(raw, Mapping):
+        problems.append(f"{prefix}: expected an object, got {_describe(raw)}; using defaults")
+        return Settings(), problems
+    return _parse(Settings, raw, prefix, problems), problems
+
+
+def unwrap_section(raw: object, section: str = "fimls") -> object:
+    """Accept both ``{"fimls": {...}}`` and the bare ``{...}`` settings object."""
+    if isinstance(raw, Mapping) and set(raw) == {section}:
+        return raw[section]
+    return raw
+
+
+def merge(base: object, override: object) -> object:
+    """Deep-merge two JSON objects; values of ``override`` win, ``None`` keeps ``base``."""
+    if override is None:
+        return base
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merge(base.get(key), value)
+        return out
+    return override
+
+
+def reference(cls: type[Any] = Settings, prefix: str = "fimls") -> list[tuple[str, str, str]]:
+    """List (key, default, description) for every setting, for the README and tests."""
+    rows: list[tuple[str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{camel(f.name)}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(reference(hints[f.name], key))
+        else:
+            rows.append((key, _json(f.default), f.metadata["doc"]))
+    return rows
+
+
+def default_threads() -> int:
+    """Physical cores usable by this process, at most 8 (llama.cpp scales poorly past that)."""
+    try:
+        logical = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        logical = os.cpu_count() or 1
+    physical = logical // 2 if logical >= 4 else logical
+    return max(1, min(8, physical))
+
+
+def _parse(cls: type[T], raw: Mapping[str, object], path: str, problems: list[str]) -> T:
+    hints = typing.get_type_hints(cls)
+    fields = {camel(f.name): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{path}.{key}"
+        f = fields.get(key) if isinstance(key, str) else None
+        if f is None:
+            hint = difflib.get_close_matches(_camelize(str(key)), list(fields), n=1)
+            suggestion = f" (did you mean {path}.{hint[0]}?)" if hint else ""
+            problems.append(f"{where}: unknown setting, ignored{suggestion}")
+            continue
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                problems.append(f"{where}: expected an object, got {_describe(value)}; ignored")
+                continue
+            values[f.name] = _parse(kind, value, where, problems)  # type: ignore[arg-type]
+            continue
+        ok, converted, expected = _convert(kind, value, f.metadata)
+        if ok:
+            values[f.name] = converted
+        else:
+            problems.append(
+                f"{where}: expected {expected}, got {_describe(value)}; "
+                f"using the default {_json(f.default)}"
+            )
+    return cls(**values)
+
+
+def _convert(kind: Any, value: object, meta: Mapping[str, Any]) -> tuple[bool, Any, str]:
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin is Literal:
+        expected = " or ".join(f'"{a}"' for a in args)
+        return (value in args and isinstance(value, str), value, expected)
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        inner = [a for a in args if a is not type(None)]
+        if value is None:
+            return True, None, ""
+        ok, converted, expected = _convert(inner[0], value, meta)
+        return ok, converted, f"{expected} or null"
+    lo, hi = meta.get("min"), meta.get("max")
+    span = _span(lo, hi)
+    if kind is bool:
+        return isinstance(value, bool), value, "true or false"
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(value, float) and value.is_integer():
+            ok, value = True, int(value)
+        ok = ok and _within(value, lo, hi)
+        return ok, value, f"an integer{span}"
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and _within(value, lo, hi)
+        return ok, float(value) if ok else value, f"a number{span}"  # type: ignore[arg-type]
+    if kind is str:
+        return isinstance(value, str), value, "a string"
+    raise TypeError(f"unsupported setting type {kind!r}")
+
+
+def _within(value: Any, lo: float | None, hi: float | None) -> bool:
+    return (lo is None or value >= lo) and (hi is None or value <= hi)
+
+
+def _span(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" from {lo:g} to {hi:g}"
+    if lo is not None:
+        return f" ≥ {lo:g}"
+    return ""
+
+
+def _camelize(key: str) -> str:
+    return re.sub(r"[_-]([a-z])", lambda m: m.group(1).upper(), key)
+
+
+def _describe(value: object) -> str:
+    text = _json(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json(value: object) -> str:
+    import json
+
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)

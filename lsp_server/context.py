@@ -1,0 +1,226 @@
+"""Pure: decide what kind of completion to make and what text the prompt shows.
+
+Nothing here knows about LSP or llama.cpp. :func:`plan_completion` looks at the document
+around the cursor; :func:`fit_windows` cuts the prefix and suffix to token budgets with a
+tokenizer passed in, at line boundaries where it can.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from lsp_server.documents import content
+
+#: Characters of document text gathered per budgeted token before exact token counting.
+CHARS_PER_TOKEN_BOUND = 8
+
+#: Line endings after which the next lines form a block (a cheap, language-agnostic test).
+BLOCK_OPENERS = ("{", "(", "[", ":", "=>", "->")
+BLOCK_OPENER_WORDS = ("do", "then", "else", "begin", "in", "of", "where")
+
+
+class Mode(enum.Enum):
+    """How much to complete."""
+
+    SINGLE_LINE = "single-line"
+    MULTI_LINE = "multi-line"
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """Everything the prompt and the stop rules need, taken from the document."""
+
+    mode: Mode
+    line_before: str  # text of the cursor line before the cursor
+    line_after: str  # text of the cursor line after the cursor, without the line break
+    lines_before: tuple[str, ...]  # whole lines before the cursor line (a bounded window)
+    lines_after: tuple[str, ...]  # whole lines after the cursor line (a bounded window)
+    language_id: str
+    eol: str = "\n"  # the document's line break; the prompt always uses "\n"
+
+    @property
+    def healed(self) -> str:
+        """Spaces or tabs ending the text before the cursor, left out of the prompt.
+
+        A prompt that ends in a space asks the model for a token without its usual
+        leading space, which small models answer badly (they restart the line). The
+        prompt stops before the spaces and :func:`lsp_server.postprocess.finish` removes
+        them from the start of the completion again ("token healing").
+        """
+        if not self.line_before.strip():
+            return ""
+        return self.line_before[len(self.line_before.rstrip(" \t")) :]
+
+    @property
+    def next_code_line(self) -> str | None:
+        """The first non-blank text after the cursor, stripped, or None."""
+        if self.line_after.strip():
+            return self.line_after.strip()
+        for line in self.lines_after:
+            if line.strip():
+                return line.strip()
+        return None
+
+
+def indent_width(line: str, tab: int = 4) -> int:
+    """Width of a line's leading whitespace, a tab counting as ``tab`` columns."""
+    width = 0
+    for ch in line:
+        if ch == " ":
+            width += 1
+        elif ch == "\t":
+            width += tab
+        else:
+            break
+    return width
+
+
+def ends_with_block_opener(text: str) -> bool:
+    """Whether a line ends where a block body should follow (``:``, ``{``, ``do``, ...)."""
+    stripped = text.rstrip()
+    if stripped.endswith(BLOCK_OPENERS):
+        return True
+    words = stripped.split()
+    return bool(words) and words[-1] in BLOCK_OPENER_WORDS
+
+
+def choose_mode(line_before: str, line_after: str, multiline: str) -> Mode:
+    """Choose single or multi-line completion from the cursor line.
+
+    Single line when text follows the cursor; multi-line on an empty line or after a
+    block opener; otherwise single line.
+    """
+    if line_after.strip() or multiline == "never":
+        return Mode.SINGLE_LINE
+    if not line_before.strip() or ends_with_block_opener(line_before):
+        return Mode.MULTI_LINE
+    return Mode.SINGLE_LINE
+
+
+def plan_completion(
+    lines: Sequence[str],
+    line: int,
+    index: int,
+    *,
+    prefix_tokens: int,
+    suffix_tokens: int,
+    multiline: str,
+    language_id: str,
+) -> CompletionPlan:
+    """Take the cursor's surroundings from the document, bounded in characters."""
+    current = content(lines[line])
+    line_before, line_after = current[:index], current[index:]
+    eol = lines[0][len(content(lines[0])) :] or "\n"
+    before = _take(lines, range(line - 1, -1, -1), prefix_tokens * CHARS_PER_TOKEN_BOUND)
+    after = _take(lines, range(line + 1, len(lines)), suffix_tokens * CHARS_PER_TOKEN_BOUND)
+    return CompletionPlan(
+        mode=choose_mode(line_before, line_after, multiline),
+        line_before=line_before,
+        line_after=line_after,
+        lines_before=tuple(reversed(before)),
+        lines_after=tuple(after),
+        language_id=language_id,
+        eol=eol,
+    )
+
+
+def _take(lines: Sequence[str], order: range, char_budget: int) -> list[str]:
+    """Whole lines in ``order``, line breaks normalized to LF, up to a character budget."""
+    taken: list[str] = []
+    used = 0
+    for i in order:
+        if used >= char_budget:
+            break
+        line = content(lines[i]) + "\n"
+        taken.append(line)
+        used += len(line)
+    return taken
+
+
+class TokenCounter:
+    """Count tokens of lines, with a cache: most lines repeat from one keystroke to the next."""
+
+    def __init__(self, tokenize: Callable[[str], list[int]], size: int = 8192) -> None:
+        self._tokenize = tokenize
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+
+    def __call__(self, text: str) -> int:
+        """Return the number of tokens of ``text``."""
+        n = self._cache.get(text)
+        if n is not None:
+            self._cache.move_to_end(text)
+            return n
+        n = len(self._tokenize(text))
+        self._cache[text] = n
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return n
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The prefix and suffix text the prompt shows, within their budgets."""
+
+    prefix: str
+    suffix: str
+
+
+def fit_windows(
+    plan: CompletionPlan,
+    count: Callable[[str], int],
+    prefix_budget: int,
+    suffix_budget: int,
+) -> Windows:
+    """Cut prefix and suffix to their token budgets at line boundaries.
+
+    The prefix keeps the whole cursor line before the cursor and as many whole lines
+    above it as fit; the suffix keeps the rest of the cursor line and whole lines below.
+    A single line longer than its budget is cut by characters (from its start for the
+    prefix, from its end for the suffix).
+    """
+    prefix = _fit(plan.line_before, plan.lines_before[::-1], count, prefix_budget, keep_end=True)
+    after_first = plan.line_after + ("\n" if plan.lines_after else "")
+    suffix = _fit(after_first, plan.lines_after, count, suffix_budget, keep_end=False)
+    return Windows(prefix=prefix, suffix=suffix)
+
+
+def _fit(
+    first: str,
+    others: Sequence[str],
+    count: Callable[[str], int],
+    budget: int,
+    *,
+    keep_end: bool,
+) -> str:
+    if budget <= 0:
+        return ""
+    used = count(first) if first else 0
+    if used > budget:
+        return _cut_chars(first, count, budget, keep_end=keep_end)
+    kept: list[str] = []
+    for line in others:
+        n = count(line)
+        if used + n > budget:
+            break
+        kept.append(line)
+        used += n
+    if keep_end:
+        return "".join(reversed(kept)) + first
+    return first + "".join(kept)
+
+
+def _cut_chars(text: str, count: Callable[[str], int], budget: int, *, keep_end: bool) -> str:
+    """The longest end (or start) of ``text`` within ``budget`` tokens, by bisection."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        piece = text[len(text) - mid :] if keep_end else text[:mid]
+        if count(piece) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[len(text) - lo :] if keep_end else text[:lo]

@@ -1,0 +1,397 @@
+"""The one llama.cpp model of the server: load it, tokenize, and generate with KV reuse.
+
+An :class:`Engine` is not thread-safe; :class:`lsp_server.worker.ModelWorker` owns it and
+calls it from a single thread. Generation reuses the longest common token prefix of the
+previous prompt still held in the KV cache, evaluates the rest in chunks of the batch size
+(checking for cancellation between them), then decodes one token at a time, checking
+cancellation and the caller's stop rule after every token.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import llama_cpp
+from llama_cpp import _internals as internals
+
+from lsp_server import model_store
+from lsp_server.context import TokenCounter
+from lsp_server.errors import ModelError
+from lsp_server.prompts import BoundTemplate, bind_template, detect_template, load_templates
+
+log = logging.getLogger(__name__)
+llama_log = logging.getLogger("lsp_server.llama_cpp")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What to load and how; ``path`` None means the embedded default model."""
+
+    path: str | None
+    template: str | None
+    n_ctx: int
+    threads: int
+    n_batch: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was loaded, for status messages, ``fimls check`` and ``fimls/stats``."""
+
+    name: str
+    description: str
+    path: str
+    size_bytes: int
+    embedded: bool
+    template: str
+    order: str
+    n_ctx: int
+    threads: int
+    load_seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        """Return the camelCase JSON form sent to clients."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "path": self.path,
+            "sizeBytes": self.size_bytes,
+            "embedded": self.embedded,
+            "template": self.template,
+            "order": self.order,
+            "contextSize": self.n_ctx,
+            "threads": self.threads,
+            "loadSeconds": round(self.load_seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters; temperature 0 is greedy."""
+
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.9
+    seed: int = 0
+
+
+#: stop(text) -> None to go on, or the length of ``text`` to keep and stop.
+StopFn = Callable[[str], "int | None"]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation request."""
+
+    prompt: Sequence[int]
+    max_tokens: int
+    stop: StopFn
+    cancel: threading.Event
+    sampling: Sampling = Sampling()
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """The text generated and what it cost."""
+
+    text: str
+    stop_reason: str  # eog | stop | max-tokens | context-full | cancelled
+    prompt_tokens: int
+    reused_tokens: int
+    evaluated_tokens: int
+    generated_tokens: int
+    prompt_ms: float
+    first_token_ms: float
+    total_ms: float
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the request was cancelled before it finished."""
+        return self.stop_reason == "cancelled"
+
+
+class _LlamaLog:
+    """Route llama.cpp's log lines into Python logging (never to stdout).
+
+    The last error lines are kept so that a failed load can say why.
+    """
+
+    # ggml_log_level: 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous line
+    LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+
+    def __init__(self) -> None:
+        self.errors: deque[str] = deque(maxlen=8)
+        self._level = logging.DEBUG
+        self._partial = ""
+        self._callback = llama_cpp.llama_log_callback(self._on_log)
+
+    def install(self) -> None:
+        llama_cpp.llama_log_set(self._callback, ctypes.c_void_p(0))
+
+    def _on_log(self, level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        if level != 5:  # 5 continues the previous line
+            self._level = self.LEVELS.get(level, logging.DEBUG)
+        self._partial += text.decode("utf-8", "replace")
+        if not self._partial.endswith("\n"):
+            return
+        line, self._partial = self._partial.rstrip(), ""
+        if not line:
+            return
+        if self._level >= logging.ERROR:
+            self.errors.append(line)
+        # llama.cpp is chatty: its info goes to our DEBUG, its warnings (mostly notes about
+        # the model file) to our INFO; its errors stay errors.
+        level = {logging.WARNING: logging.INFO, logging.ERROR: logging.ERROR}.get(
+            self._level, logging.DEBUG
+        )
+        llama_log.log(level, "%s", line)
+
+
+_LOG = _LlamaLog()
+_LOG.install()
+_BACKEND = threading.Lock()
+_backend_ready = False
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    with _BACKEND:
+        if not _backend_ready:
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+
+
+def _utf8_prefix(data: bytes) -> str:
+    """Decode bytes, leaving out a multi-byte character that is not complete yet."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data":
+            return data[: exc.start].decode("utf-8", "replace")
+        return data.decode("utf-8", "replace")
+
+
+class Engine:
+    """A loaded model and its context."""
+
+    def __init__(
+        self,
+        model: internals.LlamaModel,
+        ctx: internals.LlamaContext,
+        template: BoundTemplate,
+        info: ModelInfo,
+        n_batch: int,
+    ) -> None:
+        self._model = model
+        self._ctx = ctx
+        self._vocab = model.vocab
+        self.template = template
+        self.info = info
+        self.n_ctx = info.n_ctx
+        self._n_batch = n_batch
+        self._batch = internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._kv: list[int] = []  # tokens held in the KV cache of sequence 0, by position
+        self._greedy = internals.LlamaSampler()
+        self._greedy.add_greedy()
+        #: Token count of a piece of text, cached (lines repeat between keystrokes).
+        self.count_tokens = TokenCounter(self.tokenize)
+
+    @classmethod
+    def load(cls, config: EngineConfig, progress: model_store.ProgressFn | None = None) -> Engine:
+        """Obtain, verify and load the model; raise ModelError or TemplateError."""
+        started = time.perf_counter()
+        if config.path:
+            path, embedded = model_store.check_user_model(config.path), False
+        else:
+            path, embedded = model_store.ensure_embedded_model(progress=progress), True
+        _init_backend()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = 0
+        _LOG.errors.clear()
+        try:
+            model = internals.LlamaModel(path_model=str(path), params=model_params, verbose=True)
+        except (ValueError, OSError) as exc:
+            why = "; ".join(_LOG.errors) or str(exc)
+            raise ModelError(f"cannot load model {path}: {why}") from exc
+        n_ctx = min(config.n_ctx, model.n_ctx_train()) if model.n_ctx_train() > 0 else config.n_ctx
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = n_ctx
+        ctx_params.n_batch = config.n_batch
+        ctx_params.n_ubatch = config.n_batch
+        ctx_params.n_threads = config.threads
+        ctx_params.n_threads_batch = config.threads
+        ctx_params.n_seq_max = 1
+        ctx_params.no_perf = True
+        try:
+            ctx = internals.LlamaContext(model=model, params=ctx_params, verbose=True)
+        except (ValueError, OSError) as exc:
+            model.close()
+            why = "; ".join(_LOG.errors) or str(exc)
+            raise ModelError(f"cannot create a context for {path}: {why}") from exc
+
+        def tokenize(text: str, special: bool) -> list[int]:
+            return list(model.tokenize(text.encode("utf-8"), False, special))
+
+        meta = model.metadata()
+        name = meta.get("general.name") or path.stem
+        try:
+            template = detect_template(
+                load_templates(), lambda s: len(tokenize(s, True)) == 1, name, config.template
+            )
+            bos = [model.token_bos()] if model.add_bos_token() and model.token_bos() >= 0 else []
+            bound = bind_template(template, tokenize, bos)
+        except BaseException:
+            ctx.close()
+            model.close()
+            raise
+        info = ModelInfo(
+            name=name,
+            description=model.desc(),
+            path=str(path),
+            size_bytes=path.stat().st_size,
+            embedded=embedded,
+            template=template.name,
+            order=template.order,
+            n_ctx=n_ctx,
+            threads=config.threads,
+            load_seconds=time.perf_counter() - started,
+        )
+        log.info(
+            "loaded %s (%s) from %s in %.2f s", name, info.description, path, info.load_seconds
+        )
+        return cls(model, ctx, bound, info, config.n_batch)
+
+    def close(self) -> None:
+        """Free the context and the model."""
+        self._greedy.close()
+        self._batch.close()
+        self._ctx.close()
+        self._model.close()
+
+    def tokenize(self, text: str, special: bool = False) -> list[int]:
+        """Tokenize text without BOS; special tokens are parsed only when asked."""
+        if not text:
+            return []
+        return list(self._model.tokenize(text.encode("utf-8"), False, special))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Return the text of tokens, special tokens included."""
+        return self._model.detokenize(list(tokens), special=True).decode("utf-8", "replace")
+
+    def generate(self, req: Generation) -> GenerationResult:
+        """Evaluate the prompt (reusing the KV cache) and generate until a stop."""
+        started = time.perf_counter()
+        prompt = list(req.prompt)
+        if not prompt:
+            raise ValueError("empty prompt")
+        if len(prompt) >= self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens does not fit n_ctx {self.n_ctx}")
+        reused = self._reuse_prefix(prompt)
+        evaluated = self._evaluate(prompt, reused, req.cancel)
+        prompt_done = time.perf_counter()
+        text, reason, generated, first_token = "", "cancelled", 0, prompt_done
+        if reused + evaluated == len(prompt):
+            text, reason, generated, first_token = self._complete(req, len(prompt))
+        now = time.perf_counter()
+        return GenerationResult(
+            text=text,
+            stop_reason=reason,
+            prompt_tokens=len(prompt),
+            reused_tokens=reused,
+            evaluated_tokens=evaluated,
+            generated_tokens=generated,
+            prompt_ms=(prompt_done - started) * 1000,
+            first_token_ms=(first_token - started) * 1000,
+            total_ms=(now - started) * 1000,
+        )
+
+    def _evaluate(self, prompt: list[int], start: int, cancel: threading.Event) -> int:
+        """Decode prompt[start:] in chunks; return how many tokens were decoded."""
+        pos = start
+        while pos < len(prompt) and not cancel.is_set():
+            chunk = prompt[pos : pos + self._n_batch]
+            self._decode(chunk, pos)
+            pos += len(chunk)
+        return pos - start
+
+    def _complete(self, req: Generation, pos: int) -> tuple[str, str, int, float]:
+        """Sample tokens after the prompt; return (text, reason, tokens, first-token time)."""
+        sampler = self._sampler(req.sampling)
+        out = bytearray()
+        text = ""
+        generated = 0
+        first_token = time.perf_counter()
+        try:
+            while not req.cancel.is_set():
+                token = sampler.sample(self._ctx, -1)
+                generated += 1
+                if generated == 1:
+                    first_token = time.perf_counter()
+                if self._ends_generation(token):
+                    return text, "eog", generated, first_token
+                out += self._model.token_to_piece(token, special=False).rstrip(b"\0")
+                text = _utf8_prefix(bytes(out))
+                cut = req.stop(text)
+                if cut is not None:
+                    return text[:cut], "stop", generated, first_token
+                if generated >= req.max_tokens:
+                    return text, "max-tokens", generated, first_token
+                if pos >= self.n_ctx:
+                    return text, "context-full", generated, first_token
+                self._decode([token], pos)
+                pos += 1
+            return text, "cancelled", generated, first_token
+        finally:
+            if sampler is not self._greedy:
+                sampler.close()
+
+    def _ends_generation(self, token: int) -> bool:
+        return (
+            token in self.template.stop_ids
+            or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
+            or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
+        )
+
+    def _reuse_prefix(self, prompt: list[int]) -> int:
+        """Drop the KV cells after the common prefix; return how many tokens are kept."""
+        kv = self._kv
+        n = min(len(kv), len(prompt))
+        common = 0
+        while common < n and kv[common] == prompt[common]:
+            common += 1
+        if common == len(prompt):
+            common -= 1  # the last prompt token is decoded again to get its logits
+        if common < len(kv):
+            mem = llama_cpp.llama_get_memory(self._ctx.ctx)
+            if not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
+                llama_cpp.llama_memory_clear(mem, True)
+                common = 0
+            del kv[common:]
+        return common
+
+    def _decode(self, tokens: Sequence[int], pos: int) -> None:
+        self._batch.set_batch(batch=tokens, n_past=pos, logits_all=False)
+        try:
+            self._ctx.decode(self._batch)
+        except RuntimeError:
+            # A failed decode leaves the cache in an unknown state: start afresh next time.
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx.ctx), True)
+            self._kv.clear()
+            raise
+        self._kv.extend(tokens)
+
+    def _sampler(self, sampling: Sampling) -> internals.LlamaSampler:
+        if sampling.temperature <= 0:
+            return self._greedy
+        sampler = internals.LlamaSampler()
+        sampler.add_top_k(sampling.top_k)
+        sampler.add_top_p(sampling.top_p, 1)
+        sampler.add_temp(sampling.temperature)
+        sampler.add_dist(sampling.seed)
+        return sampler

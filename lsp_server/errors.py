@@ -1,0 +1,19 @@
+"""Domain errors, each carrying a message meant for the user."""
+
+from __future__ import annotations
+
+
+class FimlsError(Exception):
+    """Base class for errors whose message is shown to the user as is."""
+
+
+class ModelError(FimlsError):
+    """The model file cannot be obtained, verified or loaded."""
+
+
+class TemplateError(FimlsError):
+    """No usable FIM template for the loaded model."""
+
+
+class DocumentError(FimlsError):
+    """A request names a document or position that does not exist."""

@@ -1,0 +1,133 @@
+"""Pure: where a completion stops while it is generated, and what is shown of it.
+
+:func:`stop_rule` returns the function the engine calls after every token: it ends a
+single-line completion at its first line break, and a multi-line one when a line leaves
+the block being written, repeats the code that follows the cursor, or exceeds the line
+limit. :func:`finish` then trims what was generated into the text the editor shows, or
+None when there is nothing worth showing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lsp_server.context import CompletionPlan, Mode, indent_width
+
+#: Languages in which a line starting with a Markdown fence can be real content.
+MARKDOWN_LIKE = frozenset({"markdown", "mdx", "rmd", "quarto", "plaintext", "text"})
+
+
+def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | None]:
+    """Return stop(text) -> None to continue, or how many characters of text to keep."""
+    if plan.mode is Mode.SINGLE_LINE:
+
+        def single(text: str) -> int | None:
+            nl = text.find("\n")
+            return nl if nl >= 0 else None
+
+        return single
+
+    next_code = plan.next_code_line
+    fences_end = plan.language_id not in MARKDOWN_LIKE
+
+    def multi(text: str) -> int | None:
+        lines = text.split("\n")
+        complete = len(lines) - 1  # the last piece may still grow
+        block_indent: int | None = None
+        offset = 0
+        for i in range(complete + 1):
+            line = lines[i]
+            whole = plan.line_before + line if i == 0 else line
+            finished = i < complete
+            if i > 0 and _ends_block(
+                whole, i, finished, block_indent, next_code, fences_end, lines, max_lines
+            ):
+                return max(offset - 1, 0)
+            if block_indent is None and whole.strip() and (i > 0 or not plan.line_before.strip()):
+                block_indent = indent_width(whole)
+            offset += len(line) + 1
+        return None
+
+    return multi
+
+
+def _ends_block(
+    line: str,
+    i: int,
+    finished: bool,
+    block_indent: int | None,
+    next_code: str | None,
+    fences_end: bool,
+    lines: list[str],
+    max_lines: int,
+) -> bool:
+    """Whether generation must stop before line ``i`` of the completion."""
+    if i >= max_lines:
+        return True
+    stripped = line.strip()
+    if not stripped:
+        # At top level (no indentation), a blank line ends the statement being written.
+        return block_indent == 0 and finished and bool(lines[i - 1].strip())
+    if fences_end and stripped.startswith("```"):
+        return True
+    if block_indent is not None and indent_width(line) < block_indent:
+        return True
+    # The line repeats the code right after the cursor: the model is copying the suffix.
+    return finished and next_code is not None and stripped == next_code
+
+
+def finish(text: str, plan: CompletionPlan) -> str | None:
+    """Turn generated text into the suggestion shown, or None if it is not worth showing."""
+    text = text[_common_prefix(text, plan.healed) :]
+    if plan.mode is Mode.SINGLE_LINE:
+        text = text.split("\n", 1)[0].rstrip()
+        text = text[_echo_length(text, plan.line_before) :]
+        after = plan.line_after.strip()
+        if after:
+            if after.startswith(text.strip()):
+                return None  # it only repeats what already follows the cursor
+            if text.endswith(after):
+                text = text[: len(text) - len(after)].rstrip()
+    else:
+        text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+        if _repeats_following_lines(text, plan):
+            return None
+    if not text.strip():
+        return None
+    if plan.eol != "\n":
+        text = text.replace("\n", plan.eol)
+    return text
+
+
+#: Shortest restart of the cursor line that :func:`_echo_length` removes.
+MIN_ECHO = 4
+
+
+def _echo_length(text: str, line_before: str) -> int:
+    """Length of the longest start of ``text`` that repeats the end of ``line_before``.
+
+    Small models sometimes restart the line they complete (``for i in range(`` completed
+    with ``i in range(len(xs))``); inserted as is, the line would hold the text twice.
+    """
+    before = line_before.rstrip()
+    for n in range(min(len(text), len(before)), MIN_ECHO - 1, -1):
+        if before.endswith(text[:n]) and text[:n].strip():
+            return n
+    return 0
+
+
+def _common_prefix(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _repeats_following_lines(text: str, plan: CompletionPlan) -> bool:
+    produced = [line.strip() for line in text.split("\n") if line.strip()]
+    if not produced:
+        return False
+    following = [line.strip() for line in plan.lines_after if line.strip()]
+    return produced == following[: len(produced)]

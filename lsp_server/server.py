@@ -1,0 +1,388 @@
+"""The language server: state, protocol guarantees, transports. Handlers live in handlers/.
+
+:class:`FimProtocol` closes gaps that plain pygls leaves, so that every request is
+answered exactly once: params that fail to deserialize get InvalidParams (pygls sends
+nothing), requests before ``initialize`` get ServerNotInitialized, requests after
+``shutdown`` get InvalidRequest, and ``exit`` ends the process at once with the code
+the specification asks for, even while the model is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Generator
+from typing import Any, BinaryIO
+
+import attrs
+from cattrs.errors import ClassValidationError
+from lsprotocol import types
+from pygls.capabilities import ServerCapabilitiesBuilder
+from pygls.exceptions import (
+    FeatureRequestError,
+    JsonRpcException,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcRequestCancelled,
+    JsonRpcServerNotInitialized,
+)
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from lsp_server import __version__, logs
+from lsp_server.completion import CompletionService
+from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
+from lsp_server.documents import DocumentStore
+from lsp_server.engine import EngineConfig
+from lsp_server.model_store import StderrProgress
+from lsp_server.stats import Stats
+from lsp_server.worker import ModelState, ModelWorker, StateChange
+
+log = logging.getLogger(__name__)
+
+STATUS = "fimls/status"
+STATS = "fimls/stats"
+
+
+@attrs.define
+class _UndecodableRequest:
+    """A request whose params did not deserialize; answered with InvalidParams."""
+
+    id: Any
+    method: str
+    reason: str
+    jsonrpc: str = "2.0"
+
+
+def _validation_summary(exc: BaseException) -> str:
+    cause = exc.__cause__
+    if isinstance(cause, ClassValidationError):
+        from cattrs import transform_error
+
+        return "; ".join(transform_error(cause))[:500]
+    return str(cause or exc)[:500] or type(exc).__name__
+
+
+class FimProtocol(LanguageServerProtocol):
+    """pygls' protocol, with the guarantees above."""
+
+    _server: FimLanguageServer
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """Deserialize a message; a request with bad params becomes a marker to answer."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                return _UndecodableRequest(
+                    id=data["id"], method=str(data["method"]), reason=_validation_summary(exc)
+                )
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        """Answer what pygls would drop, then let pygls dispatch the rest."""
+        if isinstance(message, _UndecodableRequest):
+            log.warning(
+                "invalid params for %s (id %r): %s", message.method, message.id, message.reason
+            )
+            self._reply_error(
+                message.id,
+                JsonRpcInvalidParams(f"invalid params for {message.method}: {message.reason}"),
+            )
+            return
+        method = getattr(message, "method", None)
+        is_request = method is not None and hasattr(message, "id")
+        if is_request:
+            if method == types.INITIALIZE and self._server.initialized:
+                self._reply_error(message.id, JsonRpcInvalidRequest("already initialized"))
+                return
+            if method != types.INITIALIZE and not self._server.initialized:
+                self._reply_error(
+                    message.id, JsonRpcServerNotInitialized("the server is not initialized")
+                )
+                return
+            if self._shutdown:
+                self._reply_error(message.id, JsonRpcInvalidRequest("the server is shutting down"))
+                return
+        elif method is not None and method != types.EXIT and not self._server.initialized:
+            log.warning("dropping notification %s sent before initialize", method)
+            return
+        super().handle_message(message)
+
+    def _reply_error(self, msg_id: Any, error: JsonRpcException) -> None:
+        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+            msg_id = None
+        self._send_response(msg_id, error=error.to_response_error())
+
+    def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
+        """Answer a cancelled request without the traceback pygls would log."""
+        if not future.cancelled() and isinstance(future.exception(), JsonRpcRequestCancelled):
+            self._request_futures.pop(msg_id, None)
+            self._send_response(msg_id, error=future.exception().to_response_error())
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        """End the process now: code 0 after shutdown, 1 without it."""
+        yield from self._forward(types.EXIT, args[0] if args else None)
+        code = 0 if self._shutdown else 1
+        log.info("exit (code %d)", code)
+        self._server.stop_all()
+        logging.shutdown()
+        os._exit(code)
+
+    # Document sync: fimls keeps its own document store (handlers/documents.py), so the
+    # builtin handlers only forward to it instead of also updating pygls' workspace.
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(
+        self, params: types.DidOpenTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """Forward didOpen to the registered handler."""
+        yield from self._forward(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(
+        self, params: types.DidChangeTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """Forward didChange to the registered handler."""
+        yield from self._forward(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(
+        self, params: types.DidCloseTextDocumentParams
+    ) -> Generator[Any, Any, None]:
+        """Forward didClose to the registered handler."""
+        yield from self._forward(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _forward(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        handler = self.fm.features.get(method)
+        if handler is not None:
+            yield handler, (params,), None
+
+
+class FimLanguageServer(LanguageServer):
+    """Server state: settings, documents, the model worker and the completion service."""
+
+    protocol: FimProtocol
+
+    def __init__(self, model_path: str | None = None) -> None:
+        super().__init__(name="fimls", version=__version__, protocol_cls=FimProtocol)
+        self.cli_model_path = model_path
+        self.initialized = False
+        self.documents = DocumentStore()
+        self.settings = Settings()
+        self._raw_init: object = None
+        self._raw_workspace: object = None
+        self.stats = Stats()
+        self.worker = ModelWorker(self._on_model_state)
+        self.completions = CompletionService(self.worker, self.stats)
+        self.client_supports_inline = False
+        self._pending_problems: list[str] = []
+        self._loaded_config: EngineConfig | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def on_initialize(self, params: types.InitializeParams) -> None:
+        """Read capabilities and initializationOptions; register optional features."""
+        self.initialized = True
+        caps = params.capabilities
+        self.documents.encoding = str(ServerCapabilitiesBuilder.choose_position_encoding(caps))
+        text_caps = caps.text_document
+        self.client_supports_inline = bool(text_caps and text_caps.inline_completion)
+        self._raw_init = unwrap_section(params.initialization_options)
+        settings, problems = parse_settings(self._raw_init)
+        self.settings = settings
+        self._pending_problems = problems
+        logs.apply_setting(settings.log_level)
+        fallback = settings.completion.fallback
+        if fallback == "always" or (fallback == "auto" and not self.client_supports_inline):
+            from lsp_server.handlers.completion import register_fallback
+
+            register_fallback(self)
+        if params.process_id:
+            self._watchdog = asyncio.ensure_future(_watch_parent(params.process_id))
+
+    async def on_initialized(self) -> None:
+        """Pull workspace settings, report setting problems, start loading the model."""
+        raw = await self._pull_configuration()
+        if raw is not None:
+            self._raw_workspace = raw
+            self.settings, self._pending_problems = parse_settings(merge(self._raw_init, raw))
+            logs.apply_setting(self.settings.log_level)
+        self._report_problems(self._pending_problems)
+        self._pending_problems = []
+        self._load_model_if_changed()
+
+    async def on_configuration_changed(self, pushed: object) -> None:
+        """Apply new settings (pushed, or pulled when the client sends none)."""
+        raw = unwrap_section(pushed) if pushed not in (None, {}, []) else None
+        if raw is None:
+            raw = await self._pull_configuration()
+        if raw is None:
+            return
+        self._raw_workspace = raw
+        settings, problems = parse_settings(merge(self._raw_init, raw))
+        self.settings = settings
+        logs.apply_setting(settings.log_level)
+        self._report_problems(problems)
+        self._load_model_if_changed()
+
+    def on_shutdown(self) -> None:
+        """Stop model work; the process ends on ``exit``."""
+        self.worker.shutdown()
+
+    def stop_all(self) -> None:
+        """Cancel every job (at exit)."""
+        self.worker.cancel_all()
+
+    # -- model ----------------------------------------------------------------------
+
+    def engine_config(self) -> EngineConfig:
+        """The engine configuration the current settings ask for."""
+        model = self.settings.model
+        return EngineConfig(
+            path=self.cli_model_path or model.path,
+            template=model.template,
+            n_ctx=model.context_size,
+            threads=model.threads or default_threads(),
+            n_batch=model.batch_size,
+        )
+
+    def _load_model_if_changed(self) -> None:
+        config = self.engine_config()
+        if config == self._loaded_config:
+            return
+        self._loaded_config = config
+        self.worker.load(config, progress=StderrProgress("fimls: assembling the default model"))
+
+    def _on_model_state(self, change: StateChange) -> None:
+        info = change.info.to_json() if change.info else None
+        self.protocol.notify(
+            STATUS, {"state": change.state.value, "message": change.message, "model": info}
+        )
+        if change.state is ModelState.ERROR:
+            log.error("%s", change.message)
+            self.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"fimls: {change.message}. Completions are off until this is fixed.",
+                )
+            )
+        elif change.state is ModelState.READY and change.info is not None:
+            i = change.info
+            text = (
+                f"fimls: model ready: {i.name} ({i.description}), template {i.template}, "
+                f"{i.path}, loaded in {i.load_seconds:.1f} s"
+            )
+            log.info("%s", text)
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Info, message=text)
+            )
+
+    def status_json(self) -> dict[str, object]:
+        """The current model state as sent in ``fimls/status``."""
+        info = self.worker.info.to_json() if self.worker.info else None
+        return {"state": self.worker.state.value, "message": self.worker.message, "model": info}
+
+    # -- settings -------------------------------------------------------------------
+
+    async def _pull_configuration(self) -> object:
+        caps = self.client_capabilities.workspace
+        if not (caps and caps.configuration):
+            return None
+        params = types.ConfigurationParams(items=[types.ConfigurationItem(section="fimls")])
+        try:
+            result = await asyncio.wait_for(self.workspace_configuration_async(params), 5.0)
+        except Exception as exc:  # a client that fails this must not stop us
+            log.warning("workspace/configuration failed: %s", exc)
+            return None
+        if not result or result[0] is None:
+            return None
+        return unwrap_section(result[0])
+
+    def _report_problems(self, problems: list[str]) -> None:
+        if not problems:
+            return
+        for p in problems:
+            log.warning("settings: %s", p)
+        shown = "; ".join(problems[:5]) + (
+            f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        )
+        self.window_show_message(
+            types.ShowMessageParams(
+                type=types.MessageType.Warning, message=f"fimls: invalid settings ignored: {shown}"
+            )
+        )
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Log out-of-band errors; tell the user when document sync may be lost."""
+        if source is FeatureRequestError:
+            return
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+        self.window_log_message(
+            types.LogMessageParams(type=types.MessageType.Error, message=f"fimls: {error}")
+        )
+
+
+async def _watch_parent(pid: int, interval: float = 3.0) -> None:
+    """End the server when the editor that started it is gone."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.warning("parent process %d is gone; exiting", pid)
+            logging.shutdown()
+            os._exit(1)
+        except PermissionError:
+            pass  # it exists, owned by someone else
+
+
+def protect_stdout() -> BinaryIO:
+    """Return a private stream for LSP frames and point fd 1 at stderr.
+
+    Anything else that writes to standard output (a library's print, llama.cpp's C
+    code) then lands on stderr instead of corrupting the protocol stream.
+    """
+    lsp_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    return lsp_out
+
+
+def run_stdio(server: FimLanguageServer) -> None:
+    """Serve one client over stdin/stdout until it exits or disconnects."""
+    lsp_out = protect_stdout()
+    server.start_io(stdin=sys.stdin.buffer, stdout=lsp_out)
+    _exit_after_disconnect(server)
+
+
+def run_tcp(server: FimLanguageServer, host: str, port: int) -> None:
+    """Serve one client over TCP until it exits or disconnects."""
+    protect_stdout()
+    server.start_tcp(host, port)
+    _exit_after_disconnect(server)
+
+
+def _exit_after_disconnect(server: FimLanguageServer) -> None:
+    log.info("client disconnected")
+    server.stop_all()
+    logging.shutdown()
+    # Threads (the stdin reader, the model worker) must not keep a dead server alive.
+    os._exit(0 if server.protocol._shutdown else 1)
+
+
+def create_server(model_path: str | None = None) -> FimLanguageServer:
+    """Build a server with every handler registered."""
+    from lsp_server.handlers import register_all
+
+    ls = FimLanguageServer(model_path)
+    register_all(ls)
+    return ls

@@ -1,0 +1,111 @@
+"""Counters of what the server did, read by ``fimls/stats`` (and so by check and bench).
+
+Two kinds of records: requests (what the editor saw: outcome and latency, recorded on the
+event loop) and generations (what the model did: prompt tokens evaluated or reused, tokens
+generated, why it stopped; recorded on the model thread, also for requests that were
+cancelled while the model worked).
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from lsp_server.engine import GenerationResult
+
+RECENT = 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (1-99) by linear interpolation; 0 for no values."""
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[max(0, min(98, round(q) - 1))]
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One completion request as the editor saw it."""
+
+    outcome: str  # suggestion | empty | cancelled | error | not-ready
+    latency_ms: float
+
+
+class Stats:
+    """Totals since start, plus recent records for percentiles."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()
+        self.requests: deque[RequestRecord] = deque(maxlen=RECENT)
+        self.generations: deque[GenerationResult] = deque(maxlen=RECENT)
+        self.totals: Counter[str] = Counter()
+
+    def record_request(self, outcome: str, latency_ms: float) -> None:
+        """Count one answered request (event loop)."""
+        with self._lock:
+            self.outcomes[outcome] += 1
+            self.requests.append(RequestRecord(outcome, latency_ms))
+
+    def record_generation(self, result: GenerationResult) -> None:
+        """Count one model generation (model thread)."""
+        with self._lock:
+            self.generations.append(result)
+            self.totals["generations"] += 1
+            self.totals["promptTokens"] += result.prompt_tokens
+            self.totals["reusedTokens"] += result.reused_tokens
+            self.totals["evaluatedTokens"] += result.evaluated_tokens
+            self.totals["generatedTokens"] += result.generated_tokens
+            self.totals[f"stop.{result.stop_reason}"] += 1
+
+    def to_json(self) -> dict[str, object]:
+        """Return the camelCase JSON form of ``fimls/stats``."""
+        with self._lock:
+            answered = [r.latency_ms for r in self.requests if r.outcome in ("suggestion", "empty")]
+            recent = list(self.generations)[-20:]
+            totals = dict(self.totals)
+            outcomes = dict(self.outcomes)
+        return {
+            "requests": {
+                "total": sum(outcomes.values()),
+                "suggestion": outcomes.get("suggestion", 0),
+                "empty": outcomes.get("empty", 0),
+                "cancelled": outcomes.get("cancelled", 0),
+                "error": outcomes.get("error", 0),
+                "notReady": outcomes.get("not-ready", 0),
+            },
+            "latencyMs": {
+                "p50": round(percentile(answered, 50), 1),
+                "p95": round(percentile(answered, 95), 1),
+                "count": len(answered),
+            },
+            "engine": {
+                "generations": totals.get("generations", 0),
+                "promptTokens": totals.get("promptTokens", 0),
+                "reusedTokens": totals.get("reusedTokens", 0),
+                "evaluatedTokens": totals.get("evaluatedTokens", 0),
+                "generatedTokens": totals.get("generatedTokens", 0),
+                "stopReasons": {
+                    k.split(".", 1)[1]: v for k, v in totals.items() if k.startswith("stop.")
+                },
+            },
+            "recentGenerations": [_generation_json(g) for g in recent],
+        }
+
+
+def _generation_json(g: GenerationResult) -> dict[str, object]:
+    return {
+        "promptTokens": g.prompt_tokens,
+        "reusedTokens": g.reused_tokens,
+        "evaluatedTokens": g.evaluated_tokens,
+        "generatedTokens": g.generated_tokens,
+        "promptMs": round(g.prompt_ms, 1),
+        "firstTokenMs": round(g.first_token_ms, 1),
+        "totalMs": round(g.total_ms, 1),
+        "stopReason": g.stop_reason,
+    }

@@ -1,0 +1,191 @@
+"""The model's single worker thread, seen from asyncio: load, run jobs, latest wins.
+
+All llama.cpp work happens on one thread, so the KV cache has one owner and a new job
+never starts while an old one still holds the context. A job gets a cancel flag; a newer
+job with the same key (the document URI) sets the older job's flag, and so does the
+cancellation of the asyncio task that awaits it. Jobs check the flag between prompt
+batches and after every generated token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from lsp_server.engine import Engine, EngineConfig, ModelInfo
+from lsp_server.errors import FimlsError
+from lsp_server.model_store import ProgressFn
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: A job: runs on the worker thread with the engine and its cancel flag.
+Job = Callable[[Engine, threading.Event], T]
+
+
+class ModelState(str, enum.Enum):
+    """Where the model is in its life."""
+
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    READY = "ready"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """A model state transition, reported on the event loop."""
+
+    state: ModelState
+    message: str
+    info: ModelInfo | None
+
+
+class JobCancelled(Exception):
+    """The job was cancelled or superseded by a newer one for the same key."""
+
+
+class ModelNotReady(Exception):
+    """No model is loaded (still loading, or loading failed)."""
+
+
+class ModelWorker:
+    """Owns the Engine and the one thread that touches it."""
+
+    def __init__(self, on_state: Callable[[StateChange], None]) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-model")
+        self._on_state = on_state
+        self._engine: Engine | None = None
+        self._active: dict[str, threading.Event] = {}
+        self._all: set[threading.Event] = set()
+        self._loads = 0
+        self.state = ModelState.UNLOADED
+        self.message = ""
+        self.info: ModelInfo | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when a model is loaded and no newer load is pending."""
+        return self.state is ModelState.READY
+
+    def load(
+        self, config: EngineConfig, progress: ProgressFn | None = None
+    ) -> asyncio.Future[None]:
+        """Start loading a model in the background; a later load supersedes this one."""
+        loop = asyncio.get_running_loop()
+        self._loads += 1
+        ticket = self._loads
+        self._set(StateChange(ModelState.LOADING, f"loading {_describe(config)}", None))
+
+        def work() -> StateChange:
+            if ticket != self._loads:  # superseded before it started
+                return StateChange(ModelState.LOADING, "superseded", None)
+            self._close_engine()
+            try:
+                engine = Engine.load(config, progress)
+            except FimlsError as exc:
+                return StateChange(ModelState.ERROR, str(exc), None)
+            except Exception as exc:  # a bug or a llama.cpp failure: keep serving
+                log.exception("model load failed")
+                return StateChange(ModelState.ERROR, f"model load failed: {exc}", None)
+            self._engine = engine
+            return StateChange(ModelState.READY, f"ready: {engine.info.name}", engine.info)
+
+        def done(fut: asyncio.Future[StateChange]) -> None:
+            if fut.cancelled() or ticket != self._loads:
+                return
+            exc = fut.exception()
+            if exc is not None:
+                self._set(StateChange(ModelState.ERROR, f"model load failed: {exc}", None))
+            else:
+                self._set(fut.result())
+
+        fut = loop.run_in_executor(self._executor, work)
+        fut.add_done_callback(done)
+        return asyncio.ensure_future(_ignore_result(fut))
+
+    async def run(self, key: str | None, job: Job[T]) -> T:
+        """Run a job on the worker thread; a newer job with the same key cancels it.
+
+        Raises ModelNotReady, JobCancelled, or whatever the job raises.
+        """
+        if not self.ready:
+            raise ModelNotReady(self.message)
+        cancel = threading.Event()
+        if key is not None:
+            previous = self._active.get(key)
+            if previous is not None:
+                previous.set()
+            self._active[key] = cancel
+        self._all.add(cancel)
+
+        def work() -> T:
+            engine = self._engine
+            if cancel.is_set():
+                raise JobCancelled()
+            if engine is None:
+                raise ModelNotReady(self.message)
+            return job(engine, cancel)
+
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        finally:
+            self._all.discard(cancel)
+            if key is not None and self._active.get(key) is cancel:
+                del self._active[key]
+        if cancel.is_set():
+            raise JobCancelled()
+        return result
+
+    def cancel_all(self) -> None:
+        """Set the cancel flag of every queued or running job."""
+        for event in list(self._all):
+            event.set()
+
+    def shutdown(self) -> None:
+        """Cancel everything and stop accepting jobs (does not wait for the thread)."""
+        self.cancel_all()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel jobs, then free the model on the worker thread (waits up to ``timeout``)."""
+        self.cancel_all()
+        fut = self._executor.submit(self._close_engine)
+        try:
+            fut.result(timeout=timeout)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            log.warning("model did not close within %.1f s", timeout)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _close_engine(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
+
+    def _set(self, change: StateChange) -> None:
+        self.state, self.message, self.info = change.state, change.message, change.info
+        try:
+            self._on_state(change)
+        except Exception:
+            log.exception("state listener failed")
+
+
+async def _ignore_result(fut: asyncio.Future[StateChange]) -> None:
+    try:
+        await fut
+    except Exception:  # reported through the state callback
+        pass
+
+
+def _describe(config: EngineConfig) -> str:
+    return config.path or "the embedded model"

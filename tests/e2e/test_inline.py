@@ -1,0 +1,136 @@
+"""Inline completions from the real embedded model, over stdio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from lsp_server.lsp_client import FimlsClient
+from tests.conftest import doc_uri
+
+
+def texts(result: types.InlineCompletionList) -> list[str]:
+    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value
+            for i in result.items]
+
+
+async def test_capabilities_advertised(server: FimlsClient) -> None:
+    assert server.init_result is not None
+    caps = server.init_result.capabilities
+    assert caps.inline_completion_provider is not None
+    sync = caps.text_document_sync
+    assert isinstance(sync, types.TextDocumentSyncOptions)
+    assert sync.change == types.TextDocumentSyncKind.Incremental
+    assert sync.open_close is True
+    assert caps.position_encoding == types.PositionEncodingKind.Utf16
+    # this client has inline completion, so the textDocument/completion fallback is off
+    assert caps.completion_provider is None
+    assert server.init_result.server_info is not None
+    assert server.init_result.server_info.name == "fimls"
+
+
+async def test_status_reports_the_embedded_model(server: FimlsClient) -> None:
+    ready = [s for s in server.statuses if s["state"] == "ready"]
+    assert ready, server.statuses
+    model = ready[-1]["model"]
+    assert model["template"] == "qwen2.5-coder"
+    assert model["embedded"] is True
+    assert model["sizeBytes"] == 491_400_064
+    assert model["path"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    stats = await server.stats()
+    assert stats["state"] == "ready"
+    assert stats["model"] == model
+
+
+async def test_add_completes_to_sum(server: FimlsClient, tmp_path: Path) -> None:
+    uri = doc_uri(tmp_path, "add.py")
+    server.open(uri, "def add(a, b):\n    return ")
+    result = await server.inline(uri, 1, 11)
+    assert len(result.items) == 1
+    item = result.items[0]
+    assert "a + b" in texts(result)[0]
+    assert item.range == types.Range(
+        start=types.Position(line=1, character=11), end=types.Position(line=1, character=11)
+    )
+
+
+async def test_single_line_mode_never_returns_a_newline(
+    server: FimlsClient, tmp_path: Path
+) -> None:
+    source = (
+        "import math\n"
+        "\n"
+        "def area(radius):\n"
+        "    return math.pi * radius ** 2\n"
+        "\n"
+        "values = [area(r) for r in range(10)]\n"
+        "total = sum()\n"
+        "for i in range():\n"
+        '    print("area:", )\n'
+        "average = total / le\n"
+        "biggest = max(values, key=)\n"
+        "name = \n"
+    )
+    uri = doc_uri(tmp_path, "single.py")
+    server.open(uri, source)
+    # before ')' and '):', mid-word at a line end, and after '= '
+    positions = [(6, 12), (7, 15), (8, 19), (9, 20), (10, 26), (11, 7)]
+    answered = 0
+    for line, col in positions:
+        for text in texts(await server.inline(uri, line, col)):
+            answered += 1
+            assert "\n" not in text and "\r" not in text, (line, col, text)
+            assert text.strip(), "whitespace-only item"
+    assert answered >= 3, "the model should suggest something at most of these places"
+
+
+async def test_multi_line_body_stays_in_its_block(server: FimlsClient, tmp_path: Path) -> None:
+    source = "def fibonacci(n):\n    \n\n\nprint(fibonacci(10))\n"
+    uri = doc_uri(tmp_path, "multi.py")
+    server.open(uri, source)
+    result = await server.inline(uri, 1, 4)
+    (text,) = texts(result)
+    lines = text.split("\n")
+    assert len(lines) >= 2, text
+    assert len(lines) <= 8, text  # completion.maxLines
+    for line in lines[1:]:
+        if line.strip():
+            assert line.startswith("    "), f"left the function body: {text!r}"
+    assert "print(fibonacci(10))" not in text
+
+
+async def test_completion_on_an_empty_document(server: FimlsClient, tmp_path: Path) -> None:
+    uri = doc_uri(tmp_path, "empty.py")
+    server.open(uri, "")
+    result = await server.inline(uri, 0, 0)
+    for text in texts(result):
+        assert text.strip()
+
+
+async def test_incremental_changes_are_applied(server: FimlsClient, tmp_path: Path) -> None:
+    uri = doc_uri(tmp_path, "typed.py")
+    server.open(uri, "def mul(a, b):\n    return \n")
+    # type "a * " after `return ` one character at a time, as an editor does
+    col = 11
+    for version, ch in enumerate("a * ", start=2):
+        server.change(uri, version, ch, (1, col), (1, col))
+        col += 1
+    result = await server.inline(uri, 1, col)
+    (text,) = texts(result)
+    assert "b" in text
+    assert not text.startswith("a *")
+
+
+async def test_stats_count_generations(server: FimlsClient, tmp_path: Path) -> None:
+    uri = doc_uri(tmp_path, "stats.py")
+    server.open(uri, "def sub(a, b):\n    return ")
+    before = await server.stats()
+    await server.inline(uri, 1, 11)
+    after = await server.stats()
+    assert after["requests"]["total"] == before["requests"]["total"] + 1
+    assert after["engine"]["generations"] == before["engine"]["generations"] + 1
+    last = after["recentGenerations"][-1]
+    assert last["promptTokens"] > 0
+    assert last["generatedTokens"] > 0
+    assert last["evaluatedTokens"] + last["reusedTokens"] == last["promptTokens"]
