@@ -41,6 +41,9 @@ def content(line: str) -> str:
     return line
 
 
+ENCODINGS = ("utf-8", "utf-16", "utf-32")
+
+
 def _units(ch: str, encoding: str) -> int:
     cp = ord(ch)
     if encoding == "utf-16":
@@ -57,6 +60,8 @@ def column_to_index(text: str, column: int, encoding: str) -> tuple[int, bool]:
     specification asks; a column inside a multi-unit character rounds down and is not
     exact.
     """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown position encoding {encoding!r}")
     if encoding == "utf-32" or text.isascii():
         return min(column, len(text)), True
     units = 0

@@ -9,6 +9,7 @@ None when there is nothing worth showing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from lsp_server.context import CompletionPlan, Mode, indent_width
@@ -78,7 +79,7 @@ def _ends_block(
 
 def finish(text: str, plan: CompletionPlan) -> str | None:
     """Turn generated text into the suggestion shown, or None if it is not worth showing."""
-    text = text[_common_prefix(text, plan.healed) :]
+    text = text[len(os.path.commonprefix([text, plan.healed])) :]
     if plan.mode is Mode.SINGLE_LINE:
         text = text.split("\n", 1)[0].rstrip()
         text = text[_echo_length(text, plan.line_before) :]
@@ -114,15 +115,6 @@ def _echo_length(text: str, line_before: str) -> int:
         if before.endswith(text[:n]) and text[:n].strip():
             return n
     return 0
-
-
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _repeats_following_lines(text: str, plan: CompletionPlan) -> bool:

@@ -192,7 +192,8 @@ class FimLanguageServer(LanguageServer):
         """Read capabilities and initializationOptions; register optional features."""
         self.initialized = True
         caps = params.capabilities
-        self.documents.encoding = str(ServerCapabilitiesBuilder.choose_position_encoding(caps))
+        encoding = ServerCapabilitiesBuilder.choose_position_encoding(caps)
+        self.documents.encoding = getattr(encoding, "value", encoding)
         text_caps = caps.text_document
         self.client_supports_inline = bool(text_caps and text_caps.inline_completion)
         self._raw_init = unwrap_section(params.initialization_options)
@@ -262,10 +263,7 @@ class FimLanguageServer(LanguageServer):
         self.worker.load(config, progress=StderrProgress("fimls: assembling the default model"))
 
     def _on_model_state(self, change: StateChange) -> None:
-        info = change.info.to_json() if change.info else None
-        self.protocol.notify(
-            STATUS, {"state": change.state.value, "message": change.message, "model": info}
-        )
+        """Tell the user about the model; ``fimls/status`` goes last, once all is said."""
         if change.state is ModelState.ERROR:
             log.error("%s", change.message)
             self.window_show_message(
@@ -284,6 +282,10 @@ class FimLanguageServer(LanguageServer):
             self.window_log_message(
                 types.LogMessageParams(type=types.MessageType.Info, message=text)
             )
+        info = change.info.to_json() if change.info else None
+        self.protocol.notify(
+            STATUS, {"state": change.state.value, "message": change.message, "model": info}
+        )
 
     def status_json(self) -> dict[str, object]:
         """The current model state as sent in ``fimls/status``."""

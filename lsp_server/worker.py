@@ -59,9 +59,14 @@ class ModelNotReady(Exception):
 class ModelWorker:
     """Owns the Engine and the one thread that touches it."""
 
-    def __init__(self, on_state: Callable[[StateChange], None]) -> None:
+    def __init__(
+        self,
+        on_state: Callable[[StateChange], None],
+        loader: Callable[[EngineConfig, ProgressFn | None], Engine] = Engine.load,
+    ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-model")
         self._on_state = on_state
+        self._loader = loader
         self._engine: Engine | None = None
         self._active: dict[str, threading.Event] = {}
         self._all: set[threading.Event] = set()
@@ -89,7 +94,7 @@ class ModelWorker:
                 return StateChange(ModelState.LOADING, "superseded", None)
             self._close_engine()
             try:
-                engine = Engine.load(config, progress)
+                engine = self._loader(config, progress)
             except FimlsError as exc:
                 return StateChange(ModelState.ERROR, str(exc), None)
             except Exception as exc:  # a bug or a llama.cpp failure: keep serving

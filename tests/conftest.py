@@ -80,4 +80,3 @@ def isolated_cache(tmp_path: Path) -> dict[str, str]:
 def doc_uri(tmp_path: Path, name: str) -> str:
     """A file URI for a document that exists only in the editor."""
     return (tmp_path / name).as_uri()
-

@@ -66,7 +66,9 @@ class RawServer:
             )
             return self.responses[msg_id]
 
-    async def notification(self, method: str, timeout: float = 60.0, **match: Any) -> dict[str, Any]:
+    async def notification(
+        self, method: str, timeout: float = 60.0, **match: Any
+    ) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             for n in self.notifications:
                 params = n.get("params") or {}

@@ -11,8 +11,10 @@ from tests.conftest import doc_uri
 
 
 def texts(result: types.InlineCompletionList) -> list[str]:
-    return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value
-            for i in result.items]
+    return [
+        i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value
+        for i in result.items
+    ]
 
 
 async def test_capabilities_advertised(server: FimlsClient) -> None:

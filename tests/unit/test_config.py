@@ -1,0 +1,77 @@
+"""Settings: defaults, camelCase parsing, problems reported instead of failing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lsp_server.config import Settings, merge, parse_settings, reference, unwrap_section
+
+
+def test_defaults_when_nothing_is_given() -> None:
+    settings, problems = parse_settings(None)
+    assert settings == Settings()
+    assert problems == []
+    assert settings.completion.temperature == 0.0  # greedy by default
+    assert settings.model.context_size == 4096
+
+
+def test_camel_case_keys() -> None:
+    settings, problems = parse_settings(
+        {"model": {"contextSize": 2048, "path": "/m.gguf"}, "completion": {"maxTokens": 64}}
+    )
+    assert problems == []
+    assert settings.model.context_size == 2048
+    assert settings.model.path == "/m.gguf"
+    assert settings.completion.max_tokens == 64
+    assert settings.completion.max_lines == Settings().completion.max_lines
+
+
+def test_unknown_and_invalid_values_are_reported_and_defaulted() -> None:
+    settings, problems = parse_settings(
+        {
+            "completion": {"maxTokens": "many", "max_lines": 3, "multiline": "sometimes"},
+            "context": {"prefixTokens": 0},
+            "model": 7,
+            "nonsense": True,
+        }
+    )
+    assert settings == Settings()
+    text = "\n".join(problems)
+    assert "fimls.completion.maxTokens: expected an integer from 1 to 4096" in text
+    assert "did you mean fimls.completion.maxLines" in text
+    assert 'expected "auto" or "never"' in text
+    assert "fimls.context.prefixTokens" in text
+    assert "fimls.model: expected an object" in text
+    assert "fimls.nonsense: unknown setting" in text
+    assert len(problems) == 6
+
+
+def test_booleans_are_not_integers_and_integral_floats_are() -> None:
+    settings, problems = parse_settings({"completion": {"maxTokens": True}})
+    assert problems and settings.completion.max_tokens == 128
+    settings, problems = parse_settings({"completion": {"maxTokens": 64.0}})
+    assert not problems and settings.completion.max_tokens == 64
+
+
+def test_not_an_object() -> None:
+    settings, problems = parse_settings(["x"])
+    assert settings == Settings()
+    assert problems == ['fimls: expected an object, got ["x"]; using defaults']
+
+
+def test_section_and_merge() -> None:
+    assert unwrap_section({"fimls": {"a": 1}}) == {"a": 1}
+    assert unwrap_section({"a": 1}) == {"a": 1}
+    base = {"completion": {"maxTokens": 10, "maxLines": 2}}
+    assert merge(base, {"completion": {"maxLines": 3}}) == {
+        "completion": {"maxTokens": 10, "maxLines": 3}
+    }
+    assert merge(base, None) == base
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- settings:begin -->")[1].split("<!-- settings:end -->")[0]
+    rows = re.findall(r"^\| `(fimls\.[^`]+)` \| `([^`]+)` \| (.+) \|$", block, re.M)
+    assert rows == reference(), "README settings table is out of date"

@@ -1,0 +1,109 @@
+"""Stop rules and final trimming (pure)."""
+
+from __future__ import annotations
+
+from lsp_server.context import CompletionPlan, Mode, plan_completion
+from lsp_server.documents import split_lines
+from lsp_server.postprocess import finish, stop_rule
+
+
+def plan(text: str, line: int, index: int, language: str = "python") -> CompletionPlan:
+    return plan_completion(
+        split_lines(text),
+        line,
+        index,
+        prefix_tokens=100,
+        suffix_tokens=100,
+        multiline="auto",
+        language_id=language,
+    )
+
+
+def run(stop, text: str) -> str:  # type: ignore[no-untyped-def]
+    """Feed text to a stop rule one character at a time, as tokens would arrive."""
+    for i in range(1, len(text) + 1):
+        cut = stop(text[:i])
+        if cut is not None:
+            return text[:i][:cut]
+    return text
+
+
+def test_single_line_stops_at_the_newline() -> None:
+    p = plan("x = \n", 0, 4)
+    assert p.mode is Mode.SINGLE_LINE
+    assert run(stop_rule(p, 8), "compute(1)\nmore()") == "compute(1)"
+
+
+def test_multi_line_stops_when_the_block_ends() -> None:
+    p = plan("def f(n):\n    \n\nprint(f(2))\n", 1, 4)
+    assert p.mode is Mode.MULTI_LINE
+    out = run(stop_rule(p, 8), "if n < 2:\n        return n\n    return f(n - 1)\n\ndef g():\n")
+    assert out == "if n < 2:\n        return n\n    return f(n - 1)\n"
+    assert finish(out, p) == "if n < 2:\n        return n\n    return f(n - 1)"
+
+
+def test_multi_line_after_a_block_opener() -> None:
+    p = plan("function f() {\n}\n", 0, 14, "javascript")
+    assert p.mode is Mode.MULTI_LINE
+    out = run(stop_rule(p, 8), "\n  return 1;\n}\n\nfunction g() {}")
+    assert finish(out, p) == "\n  return 1;"
+
+
+def test_multi_line_limit() -> None:
+    p = plan("items = [\n    \n]\n", 1, 4)
+    out = run(stop_rule(p, 3), "1,\n    2,\n    3,\n    4,\n    5,\n")
+    assert out == "1,\n    2,\n    3,"
+
+
+def test_multi_line_stops_at_a_markdown_fence() -> None:
+    p = plan("def f():\n    \n", 1, 4)
+    out = run(stop_rule(p, 8), "return 1\n```\n\nThis code returns one.")
+    assert finish(out, p) == "return 1"
+
+
+def test_top_level_block_ends_at_a_blank_line() -> None:
+    p = plan("import os\n\n", 1, 0)
+    out = run(stop_rule(p, 8), "x = 1\ny = 2\n\nz = 3\n")
+    assert finish(out, p) == "x = 1\ny = 2"
+
+
+def test_repeating_the_suffix_stops() -> None:
+    p = plan("def f():\n    \n    return x\n", 1, 4)
+    out = run(stop_rule(p, 8), "x = 1\n    return x\n")
+    assert finish(out, p) == "x = 1"
+
+
+def test_completion_that_only_repeats_what_follows_is_dropped() -> None:
+    p = plan("print()\n", 0, 6)
+    assert finish(")", p) is None
+    p = plan("def f():\n    \n    return 1\n", 1, 4)
+    assert finish("return 1", p) is None
+
+
+def test_suffix_overlap_is_trimmed() -> None:
+    p = plan("print()\n", 0, 6)
+    assert finish('"hello")', p) == '"hello"'
+
+
+def test_whitespace_only_is_dropped() -> None:
+    p = plan("x = \n", 0, 4)
+    assert finish("   ", p) is None
+    assert finish("", p) is None
+
+
+def test_healing_removes_the_space_the_prompt_left_out() -> None:
+    p = plan("name = \n", 0, 7)
+    assert finish(' "fimls"', p) == '"fimls"'
+    assert finish('"fimls"', p) == '"fimls"'
+
+
+def test_line_restart_is_removed() -> None:
+    p = plan("for i in range():\n", 0, 15)
+    assert finish("i in range(len(xs)):", p) == "len(xs)"
+    p = plan("total = a\n", 0, 9)
+    assert finish(" + b", p) == " + b"  # short overlaps are not restarts
+
+
+def test_crlf_documents_get_crlf_completions() -> None:
+    p = plan("def f():\r\n    \r\n", 1, 4)
+    assert finish("x = 1\n    return x", p) == "x = 1\r\n    return x"

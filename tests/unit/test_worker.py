@@ -1,0 +1,143 @@
+"""Scheduling on the model thread, with a scripted stand-in for the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from lsp_server.engine import EngineConfig, ModelInfo
+from lsp_server.errors import ModelError
+from lsp_server.worker import JobCancelled, ModelNotReady, ModelState, ModelWorker, StateChange
+
+CONFIG = EngineConfig(path="/m.gguf", template=None, n_ctx=512, threads=1, n_batch=16)
+
+
+class FakeEngine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.closed = False
+        self.info = ModelInfo(
+            name="fake",
+            description="fake",
+            path=str(config.path),
+            size_bytes=0,
+            embedded=False,
+            template="qwen2.5-coder",
+            order="psm",
+            n_ctx=config.n_ctx,
+            threads=config.threads,
+            load_seconds=0.0,
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def loader(config: EngineConfig, progress: Any) -> Any:
+    if config.path == "/broken.gguf":
+        raise ModelError("cannot load model /broken.gguf: bad magic")
+    return FakeEngine(config)
+
+
+async def ready_worker(changes: list[StateChange] | None = None) -> ModelWorker:
+    worker = ModelWorker((changes if changes is not None else []).append, loader=loader)
+    await worker.load(CONFIG)
+    assert worker.ready
+    return worker
+
+
+def wait_for_cancel(seen: list[str], name: str, limit: float = 5.0) -> Any:
+    def job(engine: Any, cancel: threading.Event) -> str:
+        seen.append(f"{name} started")
+        deadline = time.monotonic() + limit
+        while not cancel.is_set() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen.append(f"{name} {'cancelled' if cancel.is_set() else 'finished'}")
+        return name
+
+    return job
+
+
+async def test_newer_job_for_the_same_key_cancels_the_older() -> None:
+    worker = await ready_worker()
+    seen: list[str] = []
+    first = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "a")))
+    await asyncio.sleep(0.05)
+    second = await worker.run("doc", lambda engine, cancel: "b")
+    with pytest.raises(JobCancelled):
+        await first
+    assert second == "b"
+    assert seen == ["a started", "a cancelled"]
+    worker.shutdown()
+
+
+async def test_queued_job_that_was_superseded_never_runs() -> None:
+    worker = await ready_worker()
+    seen: list[str] = []
+    blocker = asyncio.ensure_future(worker.run("other", wait_for_cancel(seen, "blocker", 0.2)))
+    await asyncio.sleep(0.02)
+    queued = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "queued")))
+    await asyncio.sleep(0.02)
+    newest = asyncio.ensure_future(worker.run("doc", lambda engine, cancel: "newest"))
+    assert await newest == "newest"
+    with pytest.raises(JobCancelled):
+        await queued
+    assert await blocker == "blocker"
+    assert "queued started" not in seen
+    worker.shutdown()
+
+
+async def test_jobs_for_different_keys_both_finish() -> None:
+    worker = await ready_worker()
+    results = await asyncio.gather(
+        worker.run("a", lambda engine, cancel: 1), worker.run("b", lambda engine, cancel: 2)
+    )
+    assert results == [1, 2]
+    worker.shutdown()
+
+
+async def test_cancelling_the_awaiting_task_sets_the_flag() -> None:
+    worker = await ready_worker()
+    seen: list[str] = []
+    task = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "a")))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # the worker thread is free again at once
+    assert await worker.run("doc", lambda engine, cancel: "next") == "next"
+    assert seen == ["a started", "a cancelled"]
+    worker.shutdown()
+
+
+async def test_not_ready_before_a_model_is_loaded() -> None:
+    worker = ModelWorker(lambda change: None, loader=loader)
+    with pytest.raises(ModelNotReady):
+        await worker.run("doc", lambda engine, cancel: None)
+
+
+async def test_load_failure_is_a_state_not_a_crash() -> None:
+    changes: list[StateChange] = []
+    worker = ModelWorker(changes.append, loader=loader)
+    await worker.load(EngineConfig("/broken.gguf", None, 512, 1, 16))
+    assert [c.state for c in changes] == [ModelState.LOADING, ModelState.ERROR]
+    assert "bad magic" in changes[-1].message
+    with pytest.raises(ModelNotReady):
+        await worker.run("doc", lambda engine, cancel: None)
+
+
+async def test_a_later_load_supersedes_an_earlier_one() -> None:
+    changes: list[StateChange] = []
+    worker = ModelWorker(changes.append, loader=loader)
+    first = worker.load(CONFIG)
+    second_config = EngineConfig("/other.gguf", None, 512, 1, 16)
+    second = worker.load(second_config)
+    await asyncio.gather(first, second)
+    assert worker.ready
+    assert changes[-1].state is ModelState.READY
+    used = await worker.run(None, lambda engine, cancel: engine.config)
+    assert used == second_config
