@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from lsp_server import __version__, logs
+from lsp_server.measure.tasks import SUITES
 
 DESCRIPTION = "fimls: local AI code completion language server (fill-in-the-middle, in-process)."
 
@@ -50,6 +54,46 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="start the server like an editor, get one real completion, report timings"
     )
     _add_common(check, suppress=True)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure completion quality: fill the holes of a suite through the server",
+        description="Fill the holes of a suite through `fimls --stdio` and score them: "
+        "humaneval-single-line (1,033 tasks), humaneval-multi-line (5,815 tasks), or "
+        "repo PATH (holes punched in a local repository).",
+    )
+    _add_common(evaluate, suppress=True)
+    evaluate.add_argument("suite", choices=SUITES)
+    evaluate.add_argument("path", nargs="?", type=Path, help="repository for the repo suite")
+    evaluate.add_argument("--limit", type=int, help="a seeded sample of N tasks (repo: N holes)")
+    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    evaluate.add_argument(
+        "--baseline", choices=["raw"], help="answer with the bare model instead of the server"
+    )
+    evaluate.add_argument(
+        "--settings", metavar="JSON", help="fimls settings for the server (a file or JSON text)"
+    )
+    evaluate.add_argument("--output", type=Path, help="JSON report path")
+    evaluate.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds each test program may run"
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure typing latency: retype code one keystroke at a time through the server",
+    )
+    _add_common(bench, suppress=True)
+    bench.add_argument("--file", type=Path, help="file to retype (default: textwrap.py)")
+    bench.add_argument("--functions", type=int, default=4, help="bodies to retype (default 4)")
+    bench.add_argument("--every", type=int, default=8, help="also pause every N keys (default 8)")
+    bench.add_argument(
+        "--interval-ms", type=float, default=100.0, help="time between keystrokes (default 100)"
+    )
+    bench.add_argument("--settings", metavar="JSON", help="fimls settings (file or JSON text)")
+    bench.add_argument(
+        "--compare", metavar="SETTINGS", help="run a second configuration and print ratios"
+    )
+    bench.add_argument("--output", type=Path, help="JSON report path")
     return parser
 
 
@@ -61,6 +105,10 @@ def main(argv: list[str] | None = None) -> None:
         from lsp_server.check import main as check_main
 
         sys.exit(check_main(args.model))
+    if args.command == "eval":
+        sys.exit(_eval(args))
+    if args.command == "bench":
+        sys.exit(_bench(args))
 
     from lsp_server.server import create_server, run_stdio, run_tcp
 
@@ -69,3 +117,77 @@ def main(argv: list[str] | None = None) -> None:
         run_tcp(server, args.host, args.port)
     else:
         run_stdio(server)
+
+
+def load_settings(value: str | None) -> dict[str, Any] | None:
+    """Read ``--settings``: a JSON file, or JSON text."""
+    if value is None:
+        return None
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if path.exists() else value
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise SystemExit("--settings must be a JSON object")
+    return data
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lsp_server.measure.evaluate import (
+        RawAnswerer,
+        ServerAnswerer,
+        build_tasks,
+        run_eval,
+        write_report,
+    )
+    from lsp_server.measure.sandbox import Limits
+
+    if args.suite == "repo" and args.path is None:
+        raise SystemExit("fimls eval repo needs a PATH")
+    root = (args.path or Path.cwd()).resolve()
+    settings = load_settings(args.settings)
+    tasks = build_tasks(args.suite, root if args.suite == "repo" else None, args.limit, args.seed)
+    answerer = (
+        RawAnswerer(args.model)
+        if args.baseline == "raw"
+        else ServerAnswerer(root, settings, args.model)
+    )
+    limits = Limits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)))
+    report = asyncio.run(
+        run_eval(
+            args.suite,
+            answerer,
+            tasks,
+            seed=args.seed,
+            limit=args.limit,
+            settings=settings,
+            limits=limits,
+        )
+    )
+    output = args.output or Path(f"fimls-eval-{args.suite}-{answerer.name}.json")
+    write_report(report, output)
+    print(report.line())
+    print(f"report: {output}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lsp_server.measure.bench import DEFAULT_FILE, run_bench
+
+    table = asyncio.run(
+        run_bench(
+            args.file or DEFAULT_FILE,
+            functions=args.functions,
+            every=args.every,
+            interval_ms=args.interval_ms,
+            settings=load_settings(args.settings),
+            compare=load_settings(args.compare),
+            model=args.model,
+            output=args.output,
+        )
+    )
+    print(table)
+    return 0

@@ -87,16 +87,26 @@ def ends_with_block_opener(text: str) -> bool:
     return bool(words) and words[-1] in BLOCK_OPENER_WORDS
 
 
-def choose_mode(line_before: str, line_after: str, multiline: str) -> Mode:
-    """Choose single or multi-line completion from the cursor line.
+def choose_mode(
+    line_before: str, line_after: str, multiline: str, next_indent: int | None = None
+) -> Mode:
+    """Choose single or multi-line completion from the cursor line and the next code line.
 
-    Single line when text follows the cursor; multi-line on an empty line or after a
-    block opener; otherwise single line.
+    Multi-line where a block is to be written: on an empty line that ends its block (the
+    next code line is less indented, or there is none), or at the end of a line that
+    opens a block whose body is still empty. Everywhere else one line: with text after
+    the cursor, in the middle of a line, or on an empty line with code below it at the
+    same depth (a block written there would collide with that code).
     """
     if line_after.strip() or multiline == "never":
         return Mode.SINGLE_LINE
-    if not line_before.strip() or ends_with_block_opener(line_before):
-        return Mode.MULTI_LINE
+    if not line_before.strip():
+        depth = indent_width(line_before)
+        ends_block = next_indent is None or next_indent < depth
+        return Mode.MULTI_LINE if ends_block else Mode.SINGLE_LINE
+    if ends_with_block_opener(line_before):
+        empty_body = next_indent is None or next_indent <= indent_width(line_before)
+        return Mode.MULTI_LINE if empty_body else Mode.SINGLE_LINE
     return Mode.SINGLE_LINE
 
 
@@ -116,8 +126,14 @@ def plan_completion(
     eol = lines[0][len(content(lines[0])) :] or "\n"
     before = _take(lines, range(line - 1, -1, -1), prefix_tokens * CHARS_PER_TOKEN_BOUND)
     after = _take(lines, range(line + 1, len(lines)), suffix_tokens * CHARS_PER_TOKEN_BOUND)
+    next_code = next((text for text in lines[line + 1 : line + 200] if text.strip()), None)
     return CompletionPlan(
-        mode=choose_mode(line_before, line_after, multiline),
+        mode=choose_mode(
+            line_before,
+            line_after,
+            multiline,
+            None if next_code is None else indent_width(next_code),
+        ),
         line_before=line_before,
         line_after=line_after,
         lines_before=tuple(reversed(before)),
@@ -134,7 +150,8 @@ def _take(lines: Sequence[str], order: range, char_budget: int) -> list[str]:
     for i in order:
         if used >= char_budget:
             break
-        line = content(lines[i]) + "\n"
+        text = content(lines[i])
+        line = text + "\n" if len(text) < len(lines[i]) else text  # the last line has no break
         taken.append(line)
         used += len(line)
     return taken

@@ -13,13 +13,12 @@ import hashlib
 import importlib.metadata
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 import platformdirs
 
@@ -227,29 +226,3 @@ def _remove_stale_temporaries(target: Path, older_than_s: float = 3600.0) -> Non
                 stale.unlink()
         except OSError:
             pass
-
-
-class StderrProgress:
-    """A progress bar on stderr: redrawn in place on a terminal, a few lines otherwise."""
-
-    def __init__(self, label: str, stream: TextIO | None = None) -> None:
-        self._label = label
-        self._stream: TextIO = stream if stream is not None else sys.stderr
-        self._tty = self._stream.isatty()
-        self._last = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        """Report that ``done`` of ``total`` bytes are copied."""
-        pct = 100 * done // max(total, 1)
-        step = pct if self._tty else pct - pct % 25
-        if step == self._last:
-            return
-        self._last = step
-        width = 30
-        filled = width * done // max(total, 1)
-        bar = "#" * filled + "-" * (width - filled)
-        line = f"{self._label} [{bar}] {pct:3d}% {done / 2**20:.0f}/{total / 2**20:.0f} MiB"
-        end = "\n" if (not self._tty or done >= total) else ""
-        prefix = "\r" if self._tty else ""
-        self._stream.write(prefix + line + end)
-        self._stream.flush()

@@ -83,12 +83,12 @@ def finish(text: str, plan: CompletionPlan) -> str | None:
     if plan.mode is Mode.SINGLE_LINE:
         text = text.split("\n", 1)[0].rstrip()
         text = text[_echo_length(text, plan.line_before) :]
+        following = plan.next_code_line
+        if following is not None and following.startswith(text.strip()):
+            return None  # it only repeats what already follows the cursor
         after = plan.line_after.strip()
-        if after:
-            if after.startswith(text.strip()):
-                return None  # it only repeats what already follows the cursor
-            if text.endswith(after):
-                text = text[: len(text) - len(after)].rstrip()
+        if after and text.endswith(after):
+            text = text[: len(text) - len(after)].rstrip()
     else:
         text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
         if _repeats_following_lines(text, plan):

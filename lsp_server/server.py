@@ -37,7 +37,7 @@ from lsp_server.completion import CompletionService
 from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
 from lsp_server.documents import DocumentStore
 from lsp_server.engine import EngineConfig
-from lsp_server.model_store import StderrProgress
+from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
 from lsp_server.worker import ModelState, ModelWorker, StateChange
 
@@ -260,7 +260,7 @@ class FimLanguageServer(LanguageServer):
         if config == self._loaded_config:
             return
         self._loaded_config = config
-        self.worker.load(config, progress=StderrProgress("fimls: assembling the default model"))
+        self.worker.load(config, progress=bytes_bar("fimls: assembling the default model"))
 
     def _on_model_state(self, change: StateChange) -> None:
         """Tell the user about the model; ``fimls/status`` goes last, once all is said."""

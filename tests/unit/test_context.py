@@ -16,21 +16,33 @@ from lsp_server.documents import split_lines
 
 
 @pytest.mark.parametrize(
-    "before,after,mode",
+    "before,after,next_indent,mode",
     [
-        ("    return ", "", Mode.SINGLE_LINE),
-        ("print(", ")", Mode.SINGLE_LINE),
-        ("x = foo(a, ", "b)", Mode.SINGLE_LINE),
-        ("    ", "", Mode.MULTI_LINE),
-        ("", "", Mode.MULTI_LINE),
-        ("def f(x):", "", Mode.MULTI_LINE),
-        ("function f() {", "", Mode.MULTI_LINE),
-        ("for x in xs do", "", Mode.MULTI_LINE),
-        ("def f(x):", "  # comment", Mode.SINGLE_LINE),
+        ("    return ", "", None, Mode.SINGLE_LINE),
+        ("print(", ")", None, Mode.SINGLE_LINE),
+        ("x = foo(a, ", "b)", None, Mode.SINGLE_LINE),
+        # an empty line that ends its block, or the end of the file: write a block
+        ("    ", "", None, Mode.MULTI_LINE),
+        ("    ", "", 0, Mode.MULTI_LINE),
+        ("", "", None, Mode.MULTI_LINE),
+        # an empty line with code below at the same depth: one line
+        ("    ", "", 4, Mode.SINGLE_LINE),
+        ("", "", 0, Mode.SINGLE_LINE),
+        # a block opener with an empty body, or with a body already there
+        ("def f(x):", "", 0, Mode.MULTI_LINE),
+        ("function f() {", "", None, Mode.MULTI_LINE),
+        ("for x in xs do", "", None, Mode.MULTI_LINE),
+        ("def f(x):", "", 4, Mode.SINGLE_LINE),
+        ("def f(x):", "  # comment", None, Mode.SINGLE_LINE),
     ],
 )
-def test_choose_mode(before: str, after: str, mode: Mode) -> None:
-    assert choose_mode(before, after, "auto") is mode
+def test_choose_mode(before: str, after: str, next_indent: int | None, mode: Mode) -> None:
+    assert choose_mode(before, after, "auto", next_indent) is mode
+
+
+def test_plan_looks_at_the_next_code_line() -> None:
+    assert plan("def f():\n    \n    return 1\n", 1, 4).mode is Mode.SINGLE_LINE
+    assert plan("def f():\n    \n\nx = 1\n", 1, 4).mode is Mode.MULTI_LINE
 
 
 def test_multiline_never() -> None:

@@ -11,10 +11,10 @@ from lsp_server.errors import ModelError
 from lsp_server.model_store import (
     EmbeddedModel,
     ModelPart,
-    StderrProgress,
     check_user_model,
     ensure_embedded_model,
 )
+from lsp_server.progress import ProgressBar
 
 CHUNKS = [b"GGUF" + b"a" * 3000, b"b" * 2500, b"c" * 10]
 
@@ -124,7 +124,7 @@ def test_check_user_model(tmp_path: Path) -> None:
 
 
 def test_progress_bar_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    bar = StderrProgress("assembling")
+    bar = ProgressBar("assembling")
     for done in range(0, 101, 5):
         bar(done, 100)
     lines = capsys.readouterr().err.splitlines()

@@ -68,15 +68,16 @@ def test_top_level_block_ends_at_a_blank_line() -> None:
 
 
 def test_repeating_the_suffix_stops() -> None:
-    p = plan("def f():\n    \n    return x\n", 1, 4)
-    out = run(stop_rule(p, 8), "x = 1\n    return x\n")
-    assert finish(out, p) == "x = 1"
+    p = plan("if ready:\nstart()\n", 0, 9)
+    assert p.mode is Mode.MULTI_LINE
+    out = run(stop_rule(p, 8), "\n    prepare()\n    start()\n")
+    assert finish(out, p) == "\n    prepare()"
 
 
 def test_completion_that_only_repeats_what_follows_is_dropped() -> None:
     p = plan("print()\n", 0, 6)
     assert finish(")", p) is None
-    p = plan("def f():\n    \n    return 1\n", 1, 4)
+    p = plan("def f():\n    \n\n    return 1\n", 1, 4)
     assert finish("return 1", p) is None
 
 

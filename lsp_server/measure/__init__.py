@@ -1,0 +1,1 @@
+"""Measuring instruments built into fimls: ``fimls eval`` (quality), ``fimls bench`` (latency)."""
