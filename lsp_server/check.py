@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsp_server.lsp_client import FimlsClient, server_command
@@ -30,6 +30,7 @@ class CheckResult:
     ready_s: float = 0.0
     first_ms: float = 0.0
     warm_ms: float = 0.0
+    generations: list[dict[str, object]] = field(default_factory=list)
     exit_code: int = -1
     error: str = ""
 
@@ -76,6 +77,7 @@ async def _exercise(
     if first.items:
         text = first.items[0].insert_text
         result.suggestion = text if isinstance(text, str) else text.value
+    result.generations = (await client.stats())["recentGenerations"][-2:]
 
 
 def main(model: str | None = None) -> int:
@@ -96,8 +98,18 @@ def main(model: str | None = None) -> int:
     else:
         out.write(f"sample:     {SAMPLE.splitlines()[SAMPLE_LINE]!r} (line {SAMPLE_LINE + 1})\n")
         out.write(f"suggestion: {result.suggestion!r}\n")
-        out.write(f"first completion: {result.first_ms:.0f} ms\n")
-        out.write(f"warm completion:  {result.warm_ms:.0f} ms\n")
+        cost = [_cost(g) for g in result.generations] + ["", ""]
+        out.write(f"first completion: {result.first_ms:.0f} ms{cost[0]}\n")
+        out.write(f"warm completion:  {result.warm_ms:.0f} ms{cost[1]}\n")
     out.write(f"server exit code: {result.exit_code}\n")
     out.write("fimls check: OK\n" if result.ok else "fimls check: FAILED\n")
     return 0 if result.ok else 1
+
+
+def _cost(generation: dict[str, object]) -> str:
+    """What the server reported for one generation (from ``fimls/stats``)."""
+    return (
+        f" (prompt {generation['promptTokens']} tokens: {generation['evaluatedTokens']} "
+        f"evaluated, {generation['reusedTokens']} reused from the KV cache; "
+        f"{generation['generatedTokens']} generated)"
+    )

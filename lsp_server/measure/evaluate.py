@@ -159,11 +159,9 @@ class RawAnswerer:
         """Generate at the cursor from the whole prefix and suffix (cut to fit)."""
         from lsp_server.engine import Generation
 
-        lines = task.document.split("\n")
-        offset = sum(len(line) + 1 for line in lines[: task.line]) + task.column
         engine = self._engine
-        prefix = engine.tokenize(task.document[:offset])[-1024:]
-        suffix = engine.tokenize(task.document[offset:])[:256]
+        prefix = engine.tokenize(task.document[: task.offset])[-1024:]
+        suffix = engine.tokenize(task.document[task.offset :])[:256]
         single = not task.multi_line
 
         def stop(text: str) -> int | None:
@@ -195,9 +193,7 @@ def fill(task: Task, answer: Answer) -> tuple[str, str]:
     cursor = (task.line, index_to_column(line_text, task.column, "utf-16"))
     doc.apply_change(answer.start or cursor, answer.end or cursor, answer.text, "utf-16")
     filled = doc.text
-    lines = task.document.split("\n")
-    offset = sum(len(line) + 1 for line in lines[: task.line]) + task.column
-    head, tail = task.document[:offset], task.document[offset:]
+    head, tail = task.document[: task.offset], task.document[task.offset :]
     if filled.startswith(head) and filled.endswith(tail) and len(filled) >= len(head + tail):
         return filled, filled[len(head) : len(filled) - len(tail)]
     return filled, answer.text

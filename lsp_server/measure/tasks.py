@@ -77,6 +77,12 @@ class Task:
     test: str = ""  # program text appended to the filled document to check it (HumanEval)
 
     @property
+    def offset(self) -> int:
+        """The cursor as an index into ``document``."""
+        lines = self.document.split("\n")
+        return sum(len(line) + 1 for line in lines[: self.line]) + self.column
+
+    @property
     def multi_line(self) -> bool:
         """Whether the removed text spans several lines."""
         return self.kind in ("multi-line", "block")

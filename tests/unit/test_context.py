@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from lsp_server.context import (
-    CompletionPlan,
     Mode,
     TokenCounter,
     choose_mode,
     fit_windows,
-    plan_completion,
 )
-from lsp_server.documents import split_lines
+from tests.helpers import plan
 
 
 @pytest.mark.parametrize(
@@ -52,18 +50,6 @@ def test_multiline_never() -> None:
 def words(text: str) -> int:
     """A stand-in tokenizer for budgets: one token per whitespace-separated word."""
     return len(text.split())
-
-
-def plan(text: str, line: int, index: int) -> CompletionPlan:
-    return plan_completion(
-        split_lines(text),
-        line,
-        index,
-        prefix_tokens=100,
-        suffix_tokens=100,
-        multiline="auto",
-        language_id="python",
-    )
 
 
 def test_windows_cut_at_line_boundaries() -> None:

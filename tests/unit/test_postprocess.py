@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from lsp_server.context import CompletionPlan, Mode, plan_completion
-from lsp_server.documents import split_lines
+from lsp_server.context import Mode
 from lsp_server.postprocess import finish, stop_rule
-
-
-def plan(text: str, line: int, index: int, language: str = "python") -> CompletionPlan:
-    return plan_completion(
-        split_lines(text),
-        line,
-        index,
-        prefix_tokens=100,
-        suffix_tokens=100,
-        multiline="auto",
-        language_id=language,
-    )
+from tests.helpers import plan
 
 
 def run(stop, text: str) -> str:  # type: ignore[no-untyped-def]

@@ -1,0 +1,127 @@
+"""fimls eval and fimls bench, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.unit.test_measure import write_repo
+
+
+def fimls(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lsp_server", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def test_eval_humaneval_single_line_through_the_server(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    proc = fimls(
+        "eval",
+        "humaneval-single-line",
+        "--limit",
+        "6",
+        "--seed",
+        "2",
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip()
+    assert line.startswith("humaneval-single-line [fimls]: 6 tasks, pass@1 ")
+    report = json.loads(out.read_text())
+    assert report["config"] == "fimls" and report["model"]["template"] == "qwen2.5-coder"
+    assert len(report["tasks"]) == 6
+    assert all(t["passed"] in (True, False) for t in report["tasks"])
+    summary = report["summary"]
+    assert summary["errors"] == 0
+    # the small model fills most of these lines correctly; 0 would mean a broken pipeline
+    assert summary["passAt1"] > 0
+    assert summary["latencyMs"]["p50"] > 0
+
+
+def test_eval_raw_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "raw.json"
+    proc = fimls(
+        "eval",
+        "humaneval-single-line",
+        "--limit",
+        "4",
+        "--baseline",
+        "raw",
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["config"] == "raw"
+    assert all("\n" not in (t["completion"] or "") for t in report["tasks"])
+
+
+def test_eval_repo_suite(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write_repo(repo)
+    out = tmp_path / "repo.json"
+    proc = fimls(
+        "eval", "repo", str(repo), "--limit", "4", "--seed", "1", "--output", str(out), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "repo [fimls]: 4 tasks" in proc.stdout
+    assert "pass@1" not in proc.stdout  # no tests to run in a repository
+    report = json.loads(out.read_text())
+    assert {t["kind"] for t in report["tasks"]} == {"line-remainder", "block"}
+    assert all(0.0 <= t["similarity"] <= 1.0 for t in report["tasks"])
+    # nothing is written into the repository
+    assert sorted(p.name for p in repo.iterdir()) == [
+        "data.bin.py",
+        "main.js",
+        "node_modules",
+        "pkg",
+    ]
+
+
+def test_bench_with_compare(tmp_path: Path) -> None:
+    source = tmp_path / "small.py"
+    source.write_text(
+        "def area(w, h):\n    result = w * h\n    return result\n\n\n"
+        "def perimeter(w, h):\n    total = 2 * (w + h)\n    return total\n"
+    )
+    (tmp_path / "fast.json").write_text(json.dumps({"completion": {"maxTokens": 8}}))
+    out = tmp_path / "bench.json"
+    proc = fimls(
+        "bench",
+        "--file",
+        str(source),
+        "--functions",
+        "1",
+        "--every",
+        "4",
+        "--interval-ms",
+        "30",
+        "--compare",
+        str(tmp_path / "fast.json"),
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert "pause latency p50" in table and "would accept" in table
+    assert "base" in table and "compare" in table and "ratio" in table
+    data = json.loads(out.read_text())
+    base, compare = data["results"]
+    for result in (base, compare):
+        assert result["sent"] == result["keystrokes"] == data["keystrokes"] > 0
+        assert result["errors"] == 0
+        assert result["pauses"] == len(result["latencies_ms"]) > 0
+        assert result["summary"]["serverRssMiB"] > 100
+        assert result["generations"] > 0
+    assert compare["settings"] == {"completion": {"maxTokens": 8}}
