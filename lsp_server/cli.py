@@ -147,7 +147,13 @@ def _eval(args: argparse.Namespace) -> int:
         raise SystemExit("fimls eval repo needs a PATH")
     root = (args.path or Path.cwd()).resolve()
     settings = load_settings(args.settings)
-    tasks = build_tasks(args.suite, root if args.suite == "repo" else None, args.limit, args.seed)
+    try:
+        tasks = build_tasks(
+            args.suite, root if args.suite == "repo" else None, args.limit, args.seed
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"fimls eval: {exc}", file=sys.stderr)
+        return 2
     answerer = (
         RawAnswerer(args.model)
         if args.baseline == "raw"
@@ -175,11 +181,17 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from lsp_server.measure.bench import DEFAULT_FILE, run_bench
+    from lsp_server.measure.bench import DEFAULT_FILE, build_trace, run_bench
 
+    path = args.file or DEFAULT_FILE
+    try:
+        build_trace(path, args.functions, args.every)
+    except (OSError, ValueError, SyntaxError) as exc:
+        print(f"fimls bench: {exc}", file=sys.stderr)
+        return 2
     table = asyncio.run(
         run_bench(
-            args.file or DEFAULT_FILE,
+            path,
             functions=args.functions,
             every=args.every,
             interval_ms=args.interval_ms,

@@ -91,8 +91,8 @@ def test_eval_repo_suite(tmp_path: Path) -> None:
 def test_bench_with_compare(tmp_path: Path) -> None:
     source = tmp_path / "small.py"
     source.write_text(
-        "def area(w, h):\n    result = w * h\n    return result\n\n\n"
-        "def perimeter(w, h):\n    total = 2 * (w + h)\n    return total\n"
+        "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
+        "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
     )
     (tmp_path / "fast.json").write_text(json.dumps({"completion": {"maxTokens": 8}}))
     out = tmp_path / "bench.json"
@@ -125,3 +125,19 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         assert result["summary"]["serverRssMiB"] > 100
         assert result["generations"] > 0
     assert compare["settings"] == {"completion": {"maxTokens": 8}}
+
+
+def test_bench_on_a_file_without_bodies_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "flat.py"
+    source.write_text("x = 1\n")
+    proc = fimls("bench", "--file", str(source), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fimls bench: no function bodies")
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_repo_without_sources_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    proc = fimls("eval", "repo", str(tmp_path / "empty"), cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("fimls eval: no source files found")
