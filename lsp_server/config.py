@@ -70,6 +70,12 @@ class ContextSettings:
     suffix_tokens: int = _setting(
         256, "Token budget for the text after the cursor.", minimum=0, maximum=65536
     )
+    file_path: bool = _setting(
+        False,
+        "Start the prompt with the workspace name and the file's path in the model's "
+        "repository format (Qwen2.5-Coder: `<|repo_name|>`, `<|file_sep|>`). Off by "
+        "default: it costs the 0.5B instruct model 12 points on humaneval-single-line.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +98,17 @@ class CompletionSettings:
     top_k: int = _setting(40, "Top-k sampling when temperature > 0.", minimum=1, maximum=1000)
     top_p: float = _setting(
         0.9, "Top-p (nucleus) sampling when temperature > 0.", minimum=0.0, maximum=1.0
+    )
+    skip_comments_and_strings: bool = _setting(
+        True,
+        "No automatic completion inside a comment or the middle of a string literal "
+        "(an explicitly invoked one still completes); needs a tree-sitter grammar.",
+    )
+    syntax_check: bool = _setting(
+        True,
+        "Parse the document with the completion in it (tree-sitter): cut a multi-line "
+        "completion before the first line that adds a syntax error; retry a single line "
+        "that adds one once with another first token, else drop it.",
     )
     fallback: Fallback = _setting(
         "auto",

@@ -8,7 +8,7 @@ tokenizer passed in, at line boundaries where it can.
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +40,8 @@ class CompletionPlan:
     lines_after: tuple[str, ...]  # whole lines after the cursor line (a bounded window)
     language_id: str
     eol: str = "\n"  # the document's line break; the prompt always uses "\n"
+    path: str = ""  # the document's path, relative to its workspace folder when inside one
+    repo: str = ""  # the name of that workspace folder
 
     @property
     def healed(self) -> str:
@@ -53,6 +55,21 @@ class CompletionPlan:
         if not self.line_before.strip():
             return ""
         return self.line_before[len(self.line_before.rstrip(" \t")) :]
+
+    @property
+    def previous_code_line(self) -> str | None:
+        """The last non-blank line before the cursor line, or None."""
+        for line in reversed(self.lines_before):
+            if line.strip():
+                return line.rstrip("\n")
+        return None
+
+    @property
+    def indent_unit(self) -> int:
+        """The document's indentation step in columns (tabs count 4), from the lines above."""
+        widths = [indent_width(line) for line in self.lines_before if line.strip()]
+        steps = Counter(b - a for a, b in zip(widths, widths[1:], strict=False) if b > a)
+        return steps.most_common(1)[0][0] if steps else 4
 
     @property
     def next_code_line(self) -> str | None:
@@ -119,6 +136,8 @@ def plan_completion(
     suffix_tokens: int,
     multiline: str,
     language_id: str,
+    path: str = "",
+    repo: str = "",
 ) -> CompletionPlan:
     """Take the cursor's surroundings from the document, bounded in characters."""
     current = content(lines[line])
@@ -140,7 +159,42 @@ def plan_completion(
         lines_after=tuple(after),
         language_id=language_id,
         eol=eol,
+        path=path,
+        repo=repo,
     )
+
+
+CLOSERS = ("}", ")", "]", "end")
+
+
+def enclosing_definition(
+    lines: Sequence[str], line: int, index: int, limit: int = 2000
+) -> tuple[str, str]:
+    """The text of the top-level construct around the cursor, split at the cursor.
+
+    It runs from the nearest line above with no indentation to the line before the next
+    one below (a closing ``}``/``end`` there is included), at most ``limit`` lines each
+    way. Parsing this instead of an arbitrary window keeps the syntax check free of
+    errors that only the cut would cause.
+    """
+    start = line
+    while start > 0 and line - start < limit:
+        text = content(lines[start])
+        if text.strip() and indent_width(text) == 0 and start != line:
+            break
+        start -= 1
+    end = line + 1
+    while end < len(lines) and end - line < limit:
+        text = content(lines[end])
+        if text.strip() and indent_width(text) == 0:
+            if text.lstrip().startswith(CLOSERS):
+                end += 1
+            break
+        end += 1
+    current = content(lines[line])
+    before = "".join(content(x) + "\n" for x in lines[start:line]) + current[:index]
+    after = current[index:] + "".join("\n" + content(x) for x in lines[line + 1 : end])
+    return before, after + "\n"
 
 
 def _take(lines: Sequence[str], order: range, char_budget: int) -> list[str]:

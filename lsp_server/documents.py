@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from lsp_server.errors import DocumentError
+from lsp_server.syntax import ByteEdit
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +135,21 @@ class TextDocument:
         end: tuple[int, int] | None,
         text: str,
         encoding: str,
-    ) -> None:
+    ) -> ByteEdit | None:
         """Apply one content change; ``start``/``end`` of None replace the whole text.
 
-        Ranges past the end of the document are clamped to it, as editors do, so that a
-        slightly wrong client loses nothing it typed.
+        Returns the change in UTF-8 bytes for the syntax tree (None for a replacement of
+        the whole text). Ranges past the end of the document are clamped to it, as
+        editors do, so that a slightly wrong client loses nothing it typed.
         """
         if start is None or end is None:
             self._lines = split_lines(text)
-            return
+            return None
         sl, sc = self._clamp(start, encoding)
         el, ec = self._clamp(end, encoding)
         if (el, ec) < (sl, sc):
             raise DocumentError(f"change range ends before it starts: {start} > {end}")
+        byte_edit = self._byte_edit(sl, sc, el, ec, text)
         # Re-split the touched lines plus the one before, so that a '\r' ending that line
         # and a '\n' starting the new text become one '\r\n' line break.
         lo = max(sl - 1, 0)
@@ -157,6 +160,33 @@ class TextDocument:
         if el + 1 < len(self._lines):
             new.pop()  # the region ended with a line break: the next line continues there
         self._lines[lo : el + 1] = new
+        return byte_edit
+
+    def byte_offset(self, line: int, index: int) -> int:
+        """The UTF-8 byte offset of (line, code-point index)."""
+        before = sum(len(x.encode("utf-8")) for x in self._lines[:line])
+        return before + len(self._lines[line][:index].encode("utf-8"))
+
+    def encoded(self) -> bytes:
+        """The whole text in UTF-8."""
+        return self.text.encode("utf-8")
+
+    def _byte_edit(self, sl: int, sc: int, el: int, ec: int, text: str) -> ByteEdit:
+        start = self.byte_offset(sl, sc)
+        old_end = self.byte_offset(el, ec)
+        inserted = text.encode("utf-8")
+        start_col = len(self._lines[sl][:sc].encode("utf-8"))
+        rows = inserted.count(b"\n")
+        last = inserted.rsplit(b"\n", 1)[-1]
+        new_end_point = (sl + rows, len(last) if rows else start_col + len(inserted))
+        return ByteEdit(
+            start_byte=start,
+            old_end_byte=old_end,
+            new_end_byte=start + len(inserted),
+            start_point=(sl, start_col),
+            old_end_point=(el, len(self._lines[el][:ec].encode("utf-8"))),
+            new_end_point=new_end_point,
+        )
 
     def _clamp(self, pos: tuple[int, int], encoding: str) -> tuple[int, int]:
         line, character = pos

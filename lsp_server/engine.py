@@ -94,6 +94,7 @@ class Generation:
     stop: StopFn
     cancel: threading.Event
     sampling: Sampling = Sampling()
+    banned_first: frozenset[int] = frozenset()  # tokens the completion may not start with
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class GenerationResult:
     prompt_ms: float
     first_token_ms: float
     total_ms: float
+    tokens: tuple[int, ...] = ()  # the tokens of ``text`` as generated
 
     @property
     def cancelled(self) -> bool:
@@ -196,6 +198,7 @@ class Engine:
         self.n_ctx = info.n_ctx
         self._n_batch = n_batch
         self._batch = internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._n_vocab = model.n_vocab()
         self._kv: list[int] = []  # tokens held in the KV cache of sequence 0, by position
         self._greedy = internals.LlamaSampler()
         self._greedy.add_greedy()
@@ -295,9 +298,12 @@ class Engine:
         reused = self._reuse_prefix(prompt)
         evaluated = self._evaluate(prompt, reused, req.cancel)
         prompt_done = time.perf_counter()
-        text, reason, generated, first_token = "", "cancelled", 0, prompt_done
+        text, reason, first_token = "", "cancelled", prompt_done
+        tokens: list[int] = []
+        generated = 0
         if reused + evaluated == len(prompt):
-            text, reason, generated, first_token = self._complete(req, len(prompt))
+            text, reason, tokens, first_token = self._complete(req, len(prompt))
+            generated = len(tokens) + (reason == "eog")
         now = time.perf_counter()
         return GenerationResult(
             text=text,
@@ -309,6 +315,7 @@ class Engine:
             prompt_ms=(prompt_done - started) * 1000,
             first_token_ms=(first_token - started) * 1000,
             total_ms=(now - started) * 1000,
+            tokens=tuple(tokens),
         )
 
     def _evaluate(self, prompt: list[int], start: int, cancel: threading.Event) -> int:
@@ -320,36 +327,38 @@ class Engine:
             pos += len(chunk)
         return pos - start
 
-    def _complete(self, req: Generation, pos: int) -> tuple[str, str, int, float]:
+    def _complete(self, req: Generation, pos: int) -> tuple[str, str, list[int], float]:
         """Sample tokens after the prompt; return (text, reason, tokens, first-token time)."""
         sampler = self._sampler(req.sampling)
+        first = self._sampler(req.sampling, req.banned_first) if req.banned_first else sampler
         out = bytearray()
         text = ""
-        generated = 0
+        tokens: list[int] = []
         first_token = time.perf_counter()
         try:
             while not req.cancel.is_set():
-                token = sampler.sample(self._ctx, -1)
-                generated += 1
-                if generated == 1:
+                token = (first if not tokens else sampler).sample(self._ctx, -1)
+                if not tokens:
                     first_token = time.perf_counter()
                 if self._ends_generation(token):
-                    return text, "eog", generated, first_token
+                    return text, "eog", tokens, first_token
+                tokens.append(token)
                 out += self._model.token_to_piece(token, special=False).rstrip(b"\0")
                 text = _utf8_prefix(bytes(out))
                 cut = req.stop(text)
                 if cut is not None:
-                    return text[:cut], "stop", generated, first_token
-                if generated >= req.max_tokens:
-                    return text, "max-tokens", generated, first_token
+                    return text[:cut], "stop", tokens, first_token
+                if len(tokens) >= req.max_tokens:
+                    return text, "max-tokens", tokens, first_token
                 if pos >= self.n_ctx:
-                    return text, "context-full", generated, first_token
+                    return text, "context-full", tokens, first_token
                 self._decode([token], pos)
                 pos += 1
-            return text, "cancelled", generated, first_token
+            return text, "cancelled", tokens, first_token
         finally:
-            if sampler is not self._greedy:
-                sampler.close()
+            for s in {sampler, first}:
+                if s is not self._greedy:
+                    s.close()
 
     def _ends_generation(self, token: int) -> bool:
         return (
@@ -386,10 +395,17 @@ class Engine:
             raise
         self._kv.extend(tokens)
 
-    def _sampler(self, sampling: Sampling) -> internals.LlamaSampler:
-        if sampling.temperature <= 0:
+    def _sampler(
+        self, sampling: Sampling, banned: frozenset[int] = frozenset()
+    ) -> internals.LlamaSampler:
+        if sampling.temperature <= 0 and not banned:
             return self._greedy
         sampler = internals.LlamaSampler()
+        if banned:
+            sampler.add_logit_bias(self._n_vocab, {t: float("-inf") for t in banned})
+        if sampling.temperature <= 0:
+            sampler.add_greedy()
+            return sampler
         sampler.add_top_k(sampling.top_k)
         sampler.add_top_p(sampling.top_p, 1)
         sampler.add_temp(sampling.temperature)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from lsp_server.context import CompletionPlan, Mode, indent_width
+from lsp_server.context import CompletionPlan, Mode, ends_with_block_opener, indent_width
 
 #: Languages in which a line starting with a Markdown fence can be real content.
 MARKDOWN_LIKE = frozenset({"markdown", "mdx", "rmd", "quarto", "plaintext", "text"})
@@ -36,9 +36,11 @@ def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | Non
         complete = len(lines) - 1  # the last piece may still grow
         block_indent: int | None = None
         offset = 0
+        drop = extra_indent(lines[0], plan)
+        shift = indent_width(lines[0][:drop])
         for i in range(complete + 1):
             line = lines[i]
-            whole = plan.line_before + line if i == 0 else line
+            whole = plan.line_before + line[drop:] if i == 0 else dedent(line, shift)
             finished = i < complete
             if i > 0 and _ends_block(
                 whole, i, finished, block_indent, next_code, fences_end, lines, max_lines
@@ -50,6 +52,43 @@ def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | Non
         return None
 
     return multi
+
+
+def extra_indent(first: str, plan: CompletionPlan) -> int:
+    """How many leading whitespace characters of a completion's first line to drop.
+
+    When the cursor sits after indentation (the editor indented the new line), extra
+    indentation the model writes first is almost always wrong: it would put the line one
+    level too deep (an IndentationError in Python). It is kept only up to one level
+    below a block opener on the line above, for editors that do not indent after one.
+    """
+    if not plan.line_before or plan.line_before.strip() or not first.strip():
+        return 0
+    lead = first[: len(first) - len(first.lstrip(" \t"))]
+    width = indent_width(plan.line_before)
+    allowed = width
+    previous = plan.previous_code_line
+    if previous is not None and ends_with_block_opener(previous):
+        if width <= indent_width(previous):
+            allowed = indent_width(previous) + plan.indent_unit
+    kept = 0
+    for ch in lead:
+        step = indent_width(ch)
+        if width + step > allowed:
+            break
+        width += step
+        kept += 1
+    return len(lead) - kept
+
+
+def dedent(line: str, width: int) -> str:
+    """Remove up to ``width`` columns of leading whitespace from a line."""
+    removed = 0
+    i = 0
+    while i < len(line) and line[i] in " \t" and removed + indent_width(line[i]) <= width:
+        removed += indent_width(line[i])
+        i += 1
+    return line[i:]
 
 
 def _ends_block(
@@ -80,6 +119,12 @@ def _ends_block(
 def finish(text: str, plan: CompletionPlan) -> str | None:
     """Turn generated text into the suggestion shown, or None if it is not worth showing."""
     text = text[len(os.path.commonprefix([text, plan.healed])) :]
+    first, newline, rest = text.partition("\n")
+    drop = extra_indent(first, plan)
+    if drop:
+        shift = indent_width(first[:drop])
+        later = [dedent(line, shift) for line in rest.split("\n")] if newline else []
+        text = "\n".join([first[drop:], *later])
     if plan.mode is Mode.SINGLE_LINE:
         text = text.split("\n", 1)[0].rstrip()
         text = text[_echo_length(text, plan.line_before) :]

@@ -1,8 +1,11 @@
 """FIM templates: load them from ``prompts/``, pick one for a model, render token ids.
 
-A template is data (one TOML file per model family). Rendering never lets document text
-become special tokens: the template's literal pieces are tokenized with special tokens
-enabled, the document's prefix and suffix with them disabled, and the ids are spliced.
+A template is data (one TOML file per model family): the FIM pattern with ``{prefix}``
+and ``{suffix}``, the stop tokens, and, for families trained on repositories, the
+patterns of the repository header, of a context file and of the current file's header.
+Rendering never lets document text become special tokens: the patterns' literal pieces
+are tokenized with special tokens enabled, the slots (document text, paths) with them
+disabled, and the ids are spliced.
 """
 
 from __future__ import annotations
@@ -22,48 +25,86 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-PLACEHOLDERS = ("prefix", "suffix")
-_PLACEHOLDER = re.compile(r"\{(prefix|suffix)\}")
+_SLOT = re.compile(r"\{(prefix|suffix|repo|path|content)\}")
 
 #: tokenize(text, special) -> token ids
 TokenizeFn = Callable[[str, bool], list[int]]
 
+#: The patterns of a template, with the slots each must contain exactly once.
+PATTERNS = {
+    "fim": ("prefix", "suffix"),
+    "repo_header": ("repo",),
+    "repo_file": ("path", "content"),
+    "repo_current": ("path",),
+}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Literal text with ``{slot}`` placeholders."""
+
+    text: str
+
+    def pieces(self) -> list[tuple[str, str]]:
+        """Split into ("literal", text) and ("slot", name) pieces."""
+        out: list[tuple[str, str]] = []
+        pos = 0
+        for m in _SLOT.finditer(self.text):
+            if m.start() > pos:
+                out.append(("literal", self.text[pos : m.start()]))
+            out.append(("slot", m.group(1)))
+            pos = m.end()
+        if pos < len(self.text):
+            out.append(("literal", self.text[pos:]))
+        return out
+
+    def literals(self) -> list[str]:
+        """The literal pieces, in order."""
+        return [v for kind, v in self.pieces() if kind == "literal"]
+
+    def fill(self, **values: str) -> str:
+        """The pattern as text, for display."""
+        return "".join(values[v] if kind == "slot" else v for kind, v in self.pieces())
+
 
 @dataclass(frozen=True)
 class FimTemplate:
-    """One model family's fill-in-the-middle format."""
+    """One model family's fill-in-the-middle (and repository) format."""
 
     name: str
     family: str
-    pattern: str
+    fim: Pattern
     stop: tuple[str, ...]
     detect_tokens: tuple[str, ...]
     detect_names: tuple[str, ...]
-    repo_name: str | None = None
-    file_sep: str | None = None
+    repo_header: Pattern | None = None
+    repo_file: Pattern | None = None
+    repo_current: Pattern | None = None
 
     @property
     def order(self) -> str:
         """``psm`` when the prefix comes first in the prompt, else ``spm``."""
-        return "psm" if self.pattern.index("{prefix}") < self.pattern.index("{suffix}") else "spm"
+        text = self.fim.text
+        return "psm" if text.index("{prefix}") < text.index("{suffix}") else "spm"
 
-    def pieces(self) -> list[tuple[str, str]]:
-        """Split the pattern into ("literal", text) and ("slot", name) pieces."""
-        out: list[tuple[str, str]] = []
-        pos = 0
-        for m in _PLACEHOLDER.finditer(self.pattern):
-            if m.start() > pos:
-                out.append(("literal", self.pattern[pos : m.start()]))
-            out.append(("slot", m.group(1)))
-            pos = m.end()
-        if pos < len(self.pattern):
-            out.append(("literal", self.pattern[pos:]))
-        return out
+    @property
+    def has_repo_format(self) -> bool:
+        """Whether the family has a multi-file (repository) prompt format."""
+        return None not in (self.repo_header, self.repo_file, self.repo_current)
+
+    def patterns(self) -> dict[str, Pattern]:
+        """The template's patterns by name."""
+        found = {
+            "fim": self.fim,
+            "repo_header": self.repo_header,
+            "repo_file": self.repo_file,
+            "repo_current": self.repo_current,
+        }
+        return {k: v for k, v in found.items() if v is not None}
 
     def render_text(self, prefix: str, suffix: str) -> str:
-        """Return the prompt as text (for display; the engine uses :class:`BoundTemplate`)."""
-        values = {"prefix": prefix, "suffix": suffix}
-        return "".join(values[v] if kind == "slot" else v for kind, v in self.pieces())
+        """The FIM part as text (for display; the engine uses :class:`BoundTemplate`)."""
+        return self.fim.fill(prefix=prefix, suffix=suffix)
 
 
 def prompts_dir() -> Path:
@@ -114,32 +155,48 @@ def parse_template(data: Mapping[str, object], source: str) -> FimTemplate:
             raise TemplateError(f"{source}: {key} must be a list of non-empty strings")
         return tuple(value)
 
+    def pattern(tab: Mapping[str, object], key: str, kind: str, required: bool) -> Pattern | None:
+        raw = text(tab, key, required)
+        if raw is None:
+            return None
+        slots = [v for k, v in Pattern(raw).pieces() if k == "slot"]
+        if sorted(slots) != sorted(PATTERNS[kind]):
+            wanted = ", ".join("{" + s + "}" for s in PATTERNS[kind])
+            raise TemplateError(f"{source}: {key} must contain {wanted}, each exactly once")
+        return Pattern(raw)
+
     fim, repo, detect = table("fim"), table("repo"), table("detect")
-    pattern = text(fim, "template")
-    assert pattern is not None
-    for slot in PLACEHOLDERS:
-        if pattern.count("{" + slot + "}") != 1:
-            raise TemplateError(f"{source}: fim.template must contain {{{slot}}} exactly once")
+    fim_pattern = pattern(fim, "template", "fim", required=True)
+    assert fim_pattern is not None
     name = text(data, "name")
     assert name is not None
-    return FimTemplate(
+    template = FimTemplate(
         name=name,
         family=text(data, "family", required=False) or name,
-        pattern=pattern,
+        fim=fim_pattern,
         stop=strings(fim, "stop"),
         detect_tokens=strings(detect, "tokens"),
         detect_names=tuple(n.lower() for n in strings(detect, "names")),
-        repo_name=text(repo, "repo_name", required=False),
-        file_sep=text(repo, "file_sep", required=False),
+        repo_header=pattern(repo, "header", "repo_header", required=False),
+        repo_file=pattern(repo, "file", "repo_file", required=False),
+        repo_current=pattern(repo, "current", "repo_current", required=False),
     )
+    if repo and not template.has_repo_format:
+        raise TemplateError(f"{source}: [repo] needs header, file and current")
+    return template
+
+
+_SPECIAL = re.compile(r"<[^<>\s]+>|\[[A-Z_]+\]")
 
 
 def special_tokens(template: FimTemplate) -> list[str]:
-    """Every special token string the template relies on."""
-    literals = [v for kind, v in template.pieces() if kind == "literal"]
-    extra = [t for t in (template.repo_name, template.file_sep) if t]
+    """Every special token string the template relies on (stop tokens and markers)."""
     seen: dict[str, None] = {}
-    for tok in [*literals, *template.stop, *template.detect_tokens, *extra]:
+    for pattern in template.patterns().values():
+        for literal in pattern.literals():
+            for marker in _SPECIAL.findall(literal):
+                seen.setdefault(marker, None)
+    for tok in [*template.stop, *template.detect_tokens]:
         seen.setdefault(tok.strip(), None)
     return [t for t in seen if t]
 
@@ -173,27 +230,64 @@ def detect_template(
 
 
 @dataclass(frozen=True)
-class BoundTemplate:
-    """A template checked against a vocabulary, with its special tokens as ids."""
+class BoundPattern:
+    """A pattern with its literal pieces tokenized."""
 
-    template: FimTemplate
+    pattern: Pattern
     literal_ids: tuple[tuple[int, ...], ...]
-    stop_ids: frozenset[int]
-    bos: tuple[int, ...]
 
-    def render(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
-        """Return the prompt's token ids for already tokenized prefix and suffix."""
-        slots = {"prefix": prefix, "suffix": suffix}
-        out = list(self.bos)
+    def render(self, **slots: Sequence[int]) -> list[int]:
+        """Token ids with the slots' (already tokenized) contents spliced in."""
+        out: list[int] = []
         literals = iter(self.literal_ids)
-        for kind, value in self.template.pieces():
+        for kind, value in self.pattern.pieces():
             out.extend(slots[value] if kind == "slot" else next(literals))
         return out
 
     @property
     def overhead(self) -> int:
-        """Tokens the template adds around the document text."""
-        return len(self.bos) + sum(len(ids) for ids in self.literal_ids)
+        """Tokens the pattern adds around its slots."""
+        return sum(len(ids) for ids in self.literal_ids)
+
+
+@dataclass(frozen=True)
+class BoundTemplate:
+    """A template checked against a vocabulary, with its special tokens as ids."""
+
+    template: FimTemplate
+    patterns: Mapping[str, BoundPattern]
+    stop_ids: frozenset[int]
+    bos: tuple[int, ...]
+
+    def render(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+        """A whole prompt without repository context: BOS and the FIM part."""
+        return [*self.bos, *self.fim(prefix, suffix)]
+
+    def fim(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+        """The FIM part of a prompt."""
+        return self.patterns["fim"].render(prefix=prefix, suffix=suffix)
+
+    def repo_header(self, repo: Sequence[int]) -> list[int]:
+        """The repository header (only for templates with a repository format)."""
+        return self.patterns["repo_header"].render(repo=repo)
+
+    def repo_file(self, path: Sequence[int], content: Sequence[int]) -> list[int]:
+        """One context file."""
+        return self.patterns["repo_file"].render(path=path, content=content)
+
+    def repo_current(self, path: Sequence[int]) -> list[int]:
+        """The header of the file being completed."""
+        return self.patterns["repo_current"].render(path=path)
+
+    @property
+    def has_repo_format(self) -> bool:
+        """Whether repository context can be rendered."""
+        return "repo_file" in self.patterns
+
+    @property
+    def overhead(self) -> int:
+        """Tokens the FIM part adds around the document text (BOS included)."""
+        return len(self.bos) + self.patterns["fim"].overhead
 
 
 def bind_template(
@@ -209,12 +303,13 @@ def bind_template(
                 f"{len(got)} tokens in its vocabulary, not one"
             )
         ids[tok] = got[0]
-    literal_ids = tuple(
-        tuple(tokenize(v, True)) for kind, v in template.pieces() if kind == "literal"
-    )
+    patterns = {
+        name: BoundPattern(p, tuple(tuple(tokenize(lit, True)) for lit in p.literals()))
+        for name, p in template.patterns().items()
+    }
     return BoundTemplate(
         template=template,
-        literal_ids=literal_ids,
+        patterns=patterns,
         stop_ids=frozenset(ids[s.strip()] for s in template.stop),
         bos=tuple(bos),
     )

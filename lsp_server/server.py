@@ -39,6 +39,7 @@ from lsp_server.documents import DocumentStore
 from lsp_server.engine import EngineConfig
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
+from lsp_server.syntax import MAX_SYNTAX_BYTES, ByteEdit, DocumentSyntax, grammar_for
 from lsp_server.worker import ModelState, ModelWorker, StateChange
 
 log = logging.getLogger(__name__)
@@ -175,12 +176,13 @@ class FimLanguageServer(LanguageServer):
         self.cli_model_path = model_path
         self.initialized = False
         self.documents = DocumentStore()
+        self.syntax: dict[str, DocumentSyntax] = {}
         self.settings = Settings()
         self._raw_init: object = None
         self._raw_workspace: object = None
         self.stats = Stats()
         self.worker = ModelWorker(self._on_model_state)
-        self.completions = CompletionService(self.worker, self.stats)
+        self.completions = CompletionService(self.worker, self.stats, self.workspace_folders)
         self.client_supports_inline = False
         self._pending_problems: list[str] = []
         self._loaded_config: EngineConfig | None = None
@@ -241,6 +243,44 @@ class FimLanguageServer(LanguageServer):
     def stop_all(self) -> None:
         """Cancel every job (at exit)."""
         self.worker.cancel_all()
+
+    # -- syntax ---------------------------------------------------------------------
+
+    def parse_document(self, uri: str) -> None:
+        """(Re)start the syntax tree of an open document, if its language has a grammar."""
+        self.syntax.pop(uri, None)
+        doc = self.documents.get(uri)
+        grammar = grammar_for(doc.language_id, uri)
+        if grammar is None:
+            return
+        source = doc.encoded()
+        if len(source) > MAX_SYNTAX_BYTES:
+            log.info("%s is %d bytes: completing without syntax features", uri, len(source))
+            return
+        self.syntax[uri] = DocumentSyntax(grammar, source)
+
+    def edit_syntax(self, uri: str, edits: list[ByteEdit | None]) -> None:
+        """Apply a didChange's edits to the document's tree (a full replacement reparses)."""
+        syntax = self.syntax.get(uri)
+        if syntax is None:
+            return
+        if any(e is None for e in edits):
+            self.parse_document(uri)
+            return
+        for e in edits:
+            if e is not None:
+                syntax.edit(e)
+
+    def workspace_folders(self) -> list[str]:
+        """URIs of the workspace folders (the root URI when the client sent no folders)."""
+        try:
+            workspace = self.workspace
+        except RuntimeError:  # not initialized
+            return []
+        folders = [f.uri for f in workspace.folders.values()]
+        if not folders and workspace.root_uri:
+            folders = [workspace.root_uri]
+        return folders
 
     # -- model ----------------------------------------------------------------------
 

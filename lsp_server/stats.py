@@ -32,7 +32,7 @@ def percentile(values: list[float], q: float) -> float:
 class RequestRecord:
     """One completion request as the editor saw it."""
 
-    outcome: str  # suggestion | empty | cancelled | error | not-ready
+    outcome: str  # suggestion | empty | cancelled | error | not-ready | skipped
     latency_ms: float
 
 
@@ -78,6 +78,7 @@ class Stats:
                 "cancelled": outcomes.get("cancelled", 0),
                 "error": outcomes.get("error", 0),
                 "notReady": outcomes.get("not-ready", 0),
+                "skipped": outcomes.get("skipped", 0),
             },
             "latencyMs": {
                 "p50": round(percentile(answered, 50), 1),

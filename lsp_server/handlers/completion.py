@@ -34,7 +34,8 @@ async def inline_completion(
     ls: FimLanguageServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
     """Ghost text at the cursor: one item inserted at the position."""
-    suggestion = await _suggest(ls, params.text_document.uri, params.position)
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    suggestion = await _suggest(ls, params.text_document.uri, params.position, invoked)
     if suggestion is None:
         return types.InlineCompletionList(items=[])
     here = types.Range(start=params.position, end=params.position)
@@ -45,7 +46,9 @@ async def inline_completion(
 
 async def completion(ls: FimLanguageServer, params: types.CompletionParams) -> types.CompletionList:
     """The whole suggestion as one completion item, a text edit from the cursor."""
-    suggestion = await _suggest(ls, params.text_document.uri, params.position)
+    context = params.context
+    invoked = context is not None and context.trigger_kind == types.CompletionTriggerKind.Invoked
+    suggestion = await _suggest(ls, params.text_document.uri, params.position, invoked)
     if suggestion is None:
         return types.CompletionList(is_incomplete=True, items=[])
     doc = ls.documents.get(params.text_document.uri)
@@ -73,13 +76,22 @@ async def completion(ls: FimLanguageServer, params: types.CompletionParams) -> t
     return types.CompletionList(is_incomplete=True, items=[item])
 
 
-async def _suggest(ls: FimLanguageServer, uri: str, position: types.Position) -> Suggestion | None:
+async def _suggest(
+    ls: FimLanguageServer, uri: str, position: types.Position, invoked: bool
+) -> Suggestion | None:
     try:
         doc = ls.documents.get(uri)
         cursor = doc.cursor(position.line, position.character, ls.documents.encoding)
     except DocumentError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
     try:
-        return await ls.completions.suggest(doc, cursor, ls.settings, ls.protocol.msg_id)
+        return await ls.completions.suggest(
+            doc,
+            cursor,
+            ls.settings,
+            ls.protocol.msg_id,
+            syntax=ls.syntax.get(uri),
+            invoked=invoked,
+        )
     except JobCancelled:
         raise JsonRpcRequestCancelled("superseded by a newer request") from None

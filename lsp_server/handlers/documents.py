@@ -26,6 +26,7 @@ def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> 
     """Start tracking a document."""
     doc = params.text_document
     ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
+    ls.parse_document(doc.uri)
 
 
 def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -37,20 +38,24 @@ def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams)
         log.warning("didChange for %s, which is not open: ignored", uri)
         return
     encoding = ls.documents.encoding
+    edits = []
     for change in params.content_changes:
         try:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 r = change.range
-                doc.apply_change(
-                    (r.start.line, r.start.character),
-                    (r.end.line, r.end.character),
-                    change.text,
-                    encoding,
+                edits.append(
+                    doc.apply_change(
+                        (r.start.line, r.start.character),
+                        (r.end.line, r.end.character),
+                        change.text,
+                        encoding,
+                    )
                 )
             else:
-                doc.apply_change(None, None, change.text, encoding)
+                edits.append(doc.apply_change(None, None, change.text, encoding))
         except DocumentError as exc:
             log.warning("didChange for %s: %s; change skipped", uri, exc)
+    ls.edit_syntax(uri, edits)
     if params.text_document.version <= doc.version:
         log.warning(
             "didChange for %s: version %d after %d", uri, params.text_document.version, doc.version
@@ -61,3 +66,4 @@ def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams)
 def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
     """Forget a document."""
     ls.documents.close(params.text_document.uri)
+    ls.syntax.pop(params.text_document.uri, None)

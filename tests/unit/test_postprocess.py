@@ -96,3 +96,27 @@ def test_line_restart_is_removed() -> None:
 def test_crlf_documents_get_crlf_completions() -> None:
     p = plan("def f():\r\n    \r\n", 1, 4)
     assert finish("x = 1\n    return x", p) == "x = 1\r\n    return x"
+
+
+def test_extra_indentation_after_the_cursor_is_removed() -> None:
+    p = plan("def f(xs):\n    for x in xs:\n        print(x)\n    \n", 3, 4)
+    assert finish("    return xs", p) == "return xs"
+    # continuation lines keep their indentation relative to the first line
+    p = plan("def f(xs):\n    total = 0\n    \n", 2, 4)
+    assert p.mode is Mode.MULTI_LINE
+    out = run(stop_rule(p, 8), "    for x in xs:\n            total += x\n        return total\n")
+    assert finish(out, p) == "for x in xs:\n        total += x\n    return total"
+
+
+def test_indentation_kept_where_the_editor_did_not_indent_after_an_opener() -> None:
+    # the editor kept the opener's indentation: the model's extra level is right
+    p = plan("def f(x):\n    if x:\n    \n", 2, 4)
+    assert finish("    return 1", p) == "    return 1"
+    # a cursor at column 0 leaves indentation to the model
+    p = plan("def f(x):\n\n", 1, 0)
+    assert finish("    return 1", p) == "    return 1"
+
+
+def test_tab_indentation() -> None:
+    p = plan("func f() {\n\tx := 1\n\t\n}\n", 2, 1, "go")
+    assert finish("\treturn x", p) == "return x"

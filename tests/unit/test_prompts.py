@@ -39,6 +39,17 @@ def test_shipped_qwen_template() -> None:
     assert qwen.render_text("P", "S") == "<|fim_prefix|>P<|fim_suffix|>S<|fim_middle|>"
     assert "<|endoftext|>" in qwen.stop and "<|file_sep|>" in qwen.stop
     assert set(special_tokens(qwen)) == set(VOCAB)
+    assert qwen.has_repo_format
+    assert qwen.repo_file is not None
+    assert qwen.repo_file.fill(path="a.py", content="x = 1") == "<|file_sep|>a.py\nx = 1\n"
+
+
+def test_repository_patterns_render_paths_as_text() -> None:
+    bound = bind_template(load_templates()["qwen2.5-coder"], tokenize)
+    path = tokenize("a.py", False)
+    assert bound.repo_header([300]) == [6, 300, *tokenize("\n", False)]
+    assert bound.repo_current(path) == [7, *path, *tokenize("\n", False)]
+    assert bound.repo_file(path, [301])[:1] == [7]
 
 
 def test_render_splices_ids_and_never_parses_document_text() -> None:
@@ -82,6 +93,18 @@ def test_detection() -> None:
         ({"name": "x", "fim": {"template": "{prefix}{suffix}{prefix}"}}, "{prefix}"),
         ({"fim": {"template": "{prefix}{suffix}"}}, "name"),
         ({"name": "x", "fim": {"template": "{prefix}{suffix}", "stop": [1]}}, "stop"),
+        (
+            {"name": "x", "fim": {"template": "{prefix}{suffix}"}, "repo": {"header": "{repo}"}},
+            "needs header, file and current",
+        ),
+        (
+            {
+                "name": "x",
+                "fim": {"template": "{prefix}{suffix}"},
+                "repo": {"header": "R", "file": "{path}{content}", "current": "{path}"},
+            },
+            "must contain {repo}",
+        ),
     ],
 )
 def test_template_validation(data: dict[str, object], message: str) -> None:

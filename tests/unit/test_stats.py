@@ -28,6 +28,7 @@ def test_stats_json() -> None:
         "cancelled": 1,
         "error": 0,
         "notReady": 0,
+        "skipped": 0,
     }
     assert data["latencyMs"] == {"p50": 200.0, "p95": 290.0, "count": 2}
     engine = data["engine"]
