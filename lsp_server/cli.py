@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=10.0, help="seconds each test program may run"
     )
 
+    prompt = commands.add_parser(
+        "prompt",
+        help="print the exact prompt the server would send for a position (special tokens marked)",
+    )
+    _add_common(prompt, suppress=True)
+    prompt.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column")
+    prompt.add_argument("--settings", metavar="JSON", help="fimls settings (file or JSON text)")
+
     bench = commands.add_parser(
         "bench",
         help="measure typing latency: retype code one keystroke at a time through the server",
@@ -109,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_eval(args))
     if args.command == "bench":
         sys.exit(_bench(args))
+    if args.command == "prompt":
+        from lsp_server.show_prompt import main as prompt_main
+
+        sys.exit(prompt_main(args.location, args.model, load_settings(args.settings)))
 
     from lsp_server.server import create_server, run_stdio, run_tcp
 

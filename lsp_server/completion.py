@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lsp_server.config import Settings
 from lsp_server.context import (
     CompletionPlan,
+    ContextPiece,
     Mode,
     enclosing_definition,
     fit_windows,
@@ -26,7 +28,13 @@ from lsp_server.context import (
 )
 from lsp_server.documents import Cursor, TextDocument
 from lsp_server.engine import Engine, Generation, GenerationResult, Sampling
-from lsp_server.postprocess import finish, stop_rule
+from lsp_server.postprocess import (
+    expects_code,
+    finish,
+    finish_why,
+    makes_dead_code,
+    stop_rule,
+)
 from lsp_server.stats import Stats
 from lsp_server.syntax import DocumentSyntax, SyntaxCheck, cursor_context
 from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
@@ -66,25 +74,100 @@ def budgets(settings: Settings, n_ctx: int, overhead: int) -> tuple[int, int]:
 def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> list[int]:
     """Render the prompt for a plan as token ids, within the engine's context.
 
-    With a repository format and ``context.filePath``, the prompt starts with the
-    workspace name and the file's path; then comes the FIM part.
+    Order, most stable first so that the KV cache keeps it while the user types: the
+    context from other files (in the model's repository format, or as a comment block
+    at the top of the prefix), then the FIM part with the prefix and suffix windows.
     """
     template = engine.template
+    count = engine.count_tokens
+    chosen = choose_pieces(plan.pieces, count, settings)
+    files = group_pieces(chosen)
     head = list(template.bos)
-    if settings.context.file_path and template.has_repo_format and plan.path:
+    block = ""
+    repo_format = template.has_repo_format and settings.context.format == "repo"
+    if repo_format and (files or (settings.context.file_path and plan.path)):
         head += template.repo_header(engine.tokenize(plan.repo))
-        head += template.repo_current(engine.tokenize(plan.path))
-    prefix_budget, suffix_budget = budgets(
-        settings, engine.n_ctx, len(head) + template.overhead - len(template.bos)
-    )
-    windows = fit_windows(plan, engine.count_tokens, prefix_budget, suffix_budget)
-    prefix = windows.prefix[: len(windows.prefix) - len(plan.healed)]
+        for path, text in files:
+            head += template.repo_file(engine.tokenize(path), engine.tokenize(text))
+        head += template.repo_current(engine.tokenize(plan.path or "untitled"))
+    elif files:
+        block = comment_block(files, plan.language_id)
+    overhead = len(head) + template.overhead - len(template.bos) + count(block)
+    prefix_budget, suffix_budget = budgets(settings, engine.n_ctx, overhead)
+    windows = fit_windows(plan, count, prefix_budget, suffix_budget)
+    prefix = block + windows.prefix[: len(windows.prefix) - len(plan.healed)]
     prefix_ids = engine.tokenize(prefix)
     suffix_ids = engine.tokenize(windows.suffix)
     # Per-line counts can differ slightly from tokenizing the joined text: trim to fit.
-    prefix_ids = prefix_ids[max(0, len(prefix_ids) - prefix_budget) :]
+    limit = prefix_budget + count(block)
+    prefix_ids = prefix_ids[max(0, len(prefix_ids) - limit) :]
     suffix_ids = suffix_ids[:suffix_budget]
     return head + template.fim(prefix_ids, suffix_ids)
+
+
+def choose_pieces(
+    pieces: Sequence[ContextPiece], count: Callable[[str], int], settings: Settings
+) -> list[ContextPiece]:
+    """The most relevant pieces within each kind's token budget, in a stable order."""
+    budget = {
+        "definition": settings.context.cross_file_tokens if settings.context.cross_file else 0,
+        "recent": settings.context.recent_tokens if settings.context.recent else 0,
+    }
+    used = dict.fromkeys(budget, 0)
+    chosen = []
+    for piece in pieces:
+        cost = count(piece.text) + count(piece.path) + 4
+        if used[piece.kind] + cost <= budget[piece.kind]:
+            chosen.append(piece)
+            used[piece.kind] += cost
+    return sorted(chosen, key=lambda p: (p.path, p.kind, p.line))
+
+
+def group_pieces(pieces: Sequence[ContextPiece]) -> list[tuple[str, str]]:
+    """(path, text) per file, pieces of one file joined by blank lines."""
+    files: dict[str, list[str]] = {}
+    for piece in pieces:
+        files.setdefault(piece.path, []).append(piece.text)
+    return [(path, "\n\n".join(texts)) for path, texts in files.items()]
+
+
+#: Line comment markers by LSP language id ("//" when not listed).
+LINE_COMMENTS = {
+    **dict.fromkeys(
+        [
+            "python",
+            "ruby",
+            "shellscript",
+            "sh",
+            "bash",
+            "perl",
+            "r",
+            "yaml",
+            "toml",
+            "elixir",
+            "julia",
+            "nim",
+            "powershell",
+            "makefile",
+            "dockerfile",
+            "cmake",
+            "coffeescript",
+        ],
+        "#",
+    ),
+    **dict.fromkeys(["lua", "haskell", "sql", "elm", "ada", "purescript"], "--"),
+    **dict.fromkeys(["lisp", "clojure", "scheme", "racket", "fennel"], ";"),
+}
+
+
+def comment_block(files: Sequence[tuple[str, str]], language_id: str) -> str:
+    """Context from other files as line comments, for the top of the prefix."""
+    mark = LINE_COMMENTS.get(language_id, "//")
+    out = [f"{mark} Context from other files:"]
+    for path, text in files:
+        out.append(f"{mark} {path}")
+        out.extend(f"{mark} {line}".rstrip() for line in text.split("\n"))
+    return "\n".join(out) + "\n\n"
 
 
 def generate(
@@ -133,32 +216,70 @@ def complete(
     """Generate, finish and check a completion (runs on the model thread).
 
     With a syntax check, a multi-line completion is cut after its last line that adds no
-    syntax error; a single-line completion that adds one is generated once more with its
-    first token banned, and dropped if that one fails too.
+    syntax error. A single-line completion that adds one, or that jumps out of its block
+    (``return``...) before code at its depth, is generated once more with its first
+    token banned; a syntax error that persists drops it. An empty completion where code
+    must follow (:func:`expects_code`) is generated once more without its first token.
+    There is at most one retry.
     """
     result = generate(engine, cancel, plan, settings)
     record(result)
-    text = finish(result.text, plan)
-    if check is None or text is None or result.cancelled:
-        return Outcome(text, (result,))
-    baseline = check.errors()
+    text, why = finish_why(result.text, plan)
+    generations: tuple[GenerationResult, ...] = (result,)
+    retried = ""
+    if why == "empty" and not result.cancelled and expects_code(plan):
+        # the model ended (or left the line) where code must follow: once more, starting
+        # with neither that token nor an end (nor a line break, for one line)
+        banned = first_banned(engine, result) | engine.end_ids
+        if plan.mode is Mode.SINGLE_LINE:
+            banned |= engine.line_break_ids
+        result = generate(engine, cancel, plan, settings, banned)
+        record(result)
+        generations += (result,)
+        text, why = finish_why(result.text, plan)
+        retried = "empty: retried"
+    if result.cancelled or (text is None and (why != "repeat" or plan.mode is Mode.MULTI_LINE)):
+        return Outcome(text, generations, retried)
+    baseline = check.errors() if check is not None else 0
     if plan.mode is Mode.MULTI_LINE:
+        assert text is not None
+        if check is None:
+            return Outcome(text, generations, retried)
         lines = text.split(plan.eol)
         keep = check.keepable_lines(text, baseline)
         if keep == len(lines):
-            return Outcome(text, (result,))
+            return Outcome(text, generations, retried)
         kept = plan.eol.join(lines[:keep]).rstrip()
-        return Outcome(kept or None, (result,), f"syntax: kept {keep} of {len(lines)} lines")
-    if check.errors(text) <= baseline:
-        return Outcome(text, (result,))
-    if not result.tokens:
-        return Outcome(None, (result,), "syntax")
-    retry = generate(engine, cancel, plan, settings, frozenset(result.tokens[:1]))
+        return Outcome(kept or None, generations, f"syntax: kept {keep} of {len(lines)} lines")
+
+    def flaw(candidate: str) -> str | None:
+        if check is not None and check.errors(candidate) > baseline:
+            return "syntax"
+        if makes_dead_code(candidate, plan):
+            return "dead code"
+        return None
+
+    # a line that repeats the code after the cursor, adds a syntax error or jumps out
+    # before code at its depth gets a second chance without its first token (one retry
+    # in all: not after an empty one)
+    first = flaw(text) if text is not None else "repeat"
+    if first is None or retried:
+        keep = first is None or first == "dead code"
+        return Outcome(text if keep else None, generations, first or retried)
+    retry = generate(engine, cancel, plan, settings, first_banned(engine, result))
     record(retry)
+    generations += (retry,)
     second = finish(retry.text, plan)
-    if second is not None and check.errors(second) <= baseline:
-        return Outcome(second, (result, retry), "syntax: retried")
-    return Outcome(None, (result, retry), "syntax: dropped")
+    if second is not None and flaw(second) is None:
+        return Outcome(second, generations, f"{first}: retried")
+    if first == "dead code":  # valid code, only suspicious: better than nothing
+        return Outcome(text, generations, "dead code: kept")
+    return Outcome(None, generations, f"{first}: dropped")
+
+
+def first_banned(engine: Engine, result: GenerationResult) -> frozenset[int]:
+    """The tokens a retry may not start with: the first one generated, or every end token."""
+    return frozenset(result.tokens[:1]) if result.tokens else engine.end_ids
 
 
 class CompletionService:
@@ -169,10 +290,12 @@ class CompletionService:
         worker: ModelWorker,
         stats: Stats,
         folders: Callable[[], Sequence[str]] = tuple,
+        context: Callable[[TextDocument, Cursor, Settings], Sequence[ContextPiece]] | None = None,
     ) -> None:
         self._worker = worker
         self._stats = stats
         self._folders = folders
+        self._context = context
 
     async def suggest(
         self,
@@ -203,18 +326,7 @@ class CompletionService:
                 self._record("skipped", started)
                 log.debug("no completion inside a %s at %s:%d", where, doc.uri, cursor.line)
                 return None
-        path, repo = locate(doc.uri, self._folders())
-        plan = plan_completion(
-            doc.lines,
-            cursor.line,
-            cursor.index,
-            prefix_tokens=settings.context.prefix_tokens,
-            suffix_tokens=settings.context.suffix_tokens,
-            multiline=settings.completion.multiline,
-            language_id=doc.language_id,
-            path=path,
-            repo=repo,
-        )
+        plan = self.plan(doc, cursor, settings)
         check = None
         if syntax is not None and settings.completion.syntax_check:
             before, after = enclosing_definition(doc.lines, cursor.line, cursor.index)
@@ -257,6 +369,40 @@ class CompletionService:
             outcome.rejected,
         )
         return Suggestion(text, plan.mode, first) if text else None
+
+    def plan(self, doc: TextDocument, cursor: Cursor, settings: Settings) -> CompletionPlan:
+        """What a completion at the cursor would be made of."""
+        path, repo = locate(doc.uri, self._folders())
+        return plan_completion(
+            doc.lines,
+            cursor.line,
+            cursor.index,
+            prefix_tokens=settings.context.prefix_tokens,
+            suffix_tokens=settings.context.suffix_tokens,
+            multiline=settings.completion.multiline,
+            language_id=doc.language_id,
+            path=path,
+            repo=repo,
+            scope_headers=settings.context.scope_headers,
+            pieces=self._context(doc, cursor, settings) if self._context else (),
+        )
+
+    async def prompt(self, doc: TextDocument, cursor: Cursor, settings: Settings) -> dict[str, Any]:
+        """The prompt a completion at the cursor would send, in marked segments."""
+        plan = self.plan(doc, cursor, settings)
+
+        def job(engine: Engine, cancel: threading.Event) -> dict[str, Any]:
+            tokens = build_prompt(engine, plan, settings)
+            return {
+                "template": engine.template.template.name,
+                "mode": plan.mode.value,
+                "tokens": len(tokens),
+                "segments": [
+                    {"special": special, "text": text} for special, text in engine.segments(tokens)
+                ],
+            }
+
+        return await self._worker.run(None, job)
 
     def _record(self, outcome: str, started: float) -> None:
         self._stats.record_request(outcome, (time.perf_counter() - started) * 1000)

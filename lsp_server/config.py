@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 LogLevel = Literal["error", "warning", "info", "debug"]
 Multiline = Literal["auto", "never"]
 Fallback = Literal["auto", "always", "never"]
+ContextFormat = Literal["repo", "comment"]
 
 
 def _setting(
@@ -69,6 +70,32 @@ class ContextSettings:
     )
     suffix_tokens: int = _setting(
         256, "Token budget for the text after the cursor.", minimum=0, maximum=65536
+    )
+    scope_headers: bool = _setting(
+        True,
+        "When the prefix window starts inside a function or class, keep the header lines "
+        "of the enclosing scopes at its top.",
+    )
+    cross_file: bool = _setting(
+        True,
+        "Show definitions (signatures and docstrings) of the names used near the cursor, "
+        "from other open documents and the workspace's files (indexed with tree-sitter).",
+    )
+    cross_file_tokens: int = _setting(
+        384, "Token budget for definitions from other files.", minimum=0, maximum=16384
+    )
+    recent: bool = _setting(True, "Show recently edited or viewed snippets of other files.")
+    recent_tokens: int = _setting(
+        192, "Token budget for recent snippets of other files.", minimum=0, maximum=16384
+    )
+    format: ContextFormat = _setting(
+        "comment",
+        "How context from other files is shown: `comment` (a comment block at the top of "
+        "the prefix) or `repo` (the model's repository format, e.g. Qwen2.5-Coder's "
+        "`<|file_sep|>`; falls back to `comment` for models without one).",
+    )
+    index_files: int = _setting(
+        5000, "Most workspace files indexed for cross-file context.", minimum=0, maximum=100000
     )
     file_path: bool = _setting(
         False,

@@ -8,6 +8,7 @@ tokenizer passed in, at line boundaries where it can.
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,16 @@ BLOCK_OPENERS = ("{", "(", "[", ":", "=>", "->")
 BLOCK_OPENER_WORDS = ("do", "then", "else", "begin", "in", "of", "where")
 
 
+@dataclass(frozen=True)
+class ContextPiece:
+    """Text from another file for the prompt: a definition's signature or a snippet."""
+
+    kind: str  # definition | recent
+    path: str  # as shown to the model
+    line: int
+    text: str
+
+
 class Mode(enum.Enum):
     """How much to complete."""
 
@@ -34,6 +45,7 @@ class CompletionPlan:
     """Everything the prompt and the stop rules need, taken from the document."""
 
     mode: Mode
+    line: int  # the cursor's line in the document
     line_before: str  # text of the cursor line before the cursor
     line_after: str  # text of the cursor line after the cursor, without the line break
     lines_before: tuple[str, ...]  # whole lines before the cursor line (a bounded window)
@@ -42,6 +54,8 @@ class CompletionPlan:
     eol: str = "\n"  # the document's line break; the prompt always uses "\n"
     path: str = ""  # the document's path, relative to its workspace folder when inside one
     repo: str = ""  # the name of that workspace folder
+    headers: tuple[tuple[int, str], ...] = ()  # enclosing scopes' header lines (index, text)
+    pieces: tuple[ContextPiece, ...] = ()  # context from other files, most relevant first
 
     @property
     def healed(self) -> str:
@@ -70,6 +84,14 @@ class CompletionPlan:
         widths = [indent_width(line) for line in self.lines_before if line.strip()]
         steps = Counter(b - a for a, b in zip(widths, widths[1:], strict=False) if b > a)
         return steps.most_common(1)[0][0] if steps else 4
+
+    @property
+    def next_code_indent(self) -> int | None:
+        """The indentation width of the first non-blank line after the cursor line."""
+        for line in self.lines_after:
+            if line.strip():
+                return indent_width(line)
+        return None
 
     @property
     def next_code_line(self) -> str | None:
@@ -138,6 +160,8 @@ def plan_completion(
     language_id: str,
     path: str = "",
     repo: str = "",
+    scope_headers: bool = True,
+    pieces: Sequence[ContextPiece] = (),
 ) -> CompletionPlan:
     """Take the cursor's surroundings from the document, bounded in characters."""
     current = content(lines[line])
@@ -147,6 +171,7 @@ def plan_completion(
     after = _take(lines, range(line + 1, len(lines)), suffix_tokens * CHARS_PER_TOKEN_BOUND)
     next_code = next((text for text in lines[line + 1 : line + 200] if text.strip()), None)
     return CompletionPlan(
+        line=line,
         mode=choose_mode(
             line_before,
             line_after,
@@ -161,7 +186,47 @@ def plan_completion(
         eol=eol,
         path=path,
         repo=repo,
+        headers=tuple(enclosing_headers(lines, line)) if scope_headers else (),
+        pieces=tuple(pieces),
     )
+
+
+_HEADER_WORDS = re.compile(
+    r"^\s*(export\s+|pub(\(\w+\))?\s+|async\s+|static\s+|public\s+|private\s+|"
+    r"protected\s+)*(def|class|function|func|fn|impl|trait|struct|interface|module|"
+    r"namespace|object|enum)\b"
+)
+
+
+def enclosing_headers(lines: Sequence[str], line: int, limit: int = 2000) -> list[tuple[int, str]]:
+    """Header lines of the scopes enclosing a line (``def``, ``class``, ``fn``...), outer first.
+
+    Found by indentation: going up, each less indented line that starts a definition or
+    opens a block encloses the ones below it.
+    """
+    depth: int | None = None
+    for i in range(line, max(-1, line - limit), -1):
+        text = content(lines[i])
+        if text.strip():
+            depth = indent_width(text)
+            break
+    headers: list[tuple[int, str]] = []
+    if depth is None:
+        return headers
+    for i in range(line - 1, max(-1, line - limit), -1):
+        text = content(lines[i])
+        if not text.strip():
+            continue
+        width = indent_width(text)
+        if width >= depth:
+            continue
+        if _HEADER_WORDS.match(text) or ends_with_block_opener(text):
+            headers.append((i, text))
+        depth = width
+        if depth == 0:
+            break
+    headers.reverse()
+    return headers
 
 
 CLOSERS = ("}", ")", "]", "end")
@@ -253,7 +318,21 @@ def fit_windows(
     A single line longer than its budget is cut by characters (from its start for the
     prefix, from its end for the suffix).
     """
-    prefix = _fit(plan.line_before, plan.lines_before[::-1], count, prefix_budget, keep_end=True)
+    headers: list[tuple[int, str]] = []
+    reserve = 0
+    for index, text in plan.headers:  # outermost first, within a quarter of the budget
+        n = count(text + "\n")
+        if reserve + n > prefix_budget // 4:
+            break
+        headers.append((index, text))
+        reserve += n
+    prefix = _fit(
+        plan.line_before, plan.lines_before[::-1], count, prefix_budget - reserve, keep_end=True
+    )
+    first_kept = plan.line - prefix.count("\n")  # the first document line in the window
+    missing = [text for index, text in headers if index < first_kept]
+    if missing:
+        prefix = "".join(h + "\n" for h in missing) + prefix
     after_first = plan.line_after + ("\n" if plan.lines_after else "")
     suffix = _fit(after_first, plan.lines_after, count, suffix_budget, keep_end=False)
     return Windows(prefix=prefix, suffix=suffix)

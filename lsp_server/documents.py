@@ -227,5 +227,9 @@ class DocumentStore:
     def __contains__(self, uri: object) -> bool:
         return uri in self._docs
 
+    def all(self) -> list[TextDocument]:
+        """The open documents."""
+        return list(self._docs.values())
+
     def __len__(self) -> int:
         return len(self._docs)

@@ -10,6 +10,7 @@ cancellation and the caller's stop rule after every token.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import threading
 import time
@@ -287,6 +288,17 @@ class Engine:
         """Return the text of tokens, special tokens included."""
         return self._model.detokenize(list(tokens), special=True).decode("utf-8", "replace")
 
+    def segments(self, tokens: Sequence[int]) -> list[tuple[bool, str]]:
+        """The text of tokens in runs, each marked as special (control) tokens or not."""
+        runs: list[tuple[bool, list[int]]] = []
+        for token in tokens:
+            special = bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
+            if runs and runs[-1][0] == special:
+                runs[-1][1].append(token)
+            else:
+                runs.append((special, [token]))
+        return [(special, self.detokenize(ids)) for special, ids in runs]
+
     def generate(self, req: Generation) -> GenerationResult:
         """Evaluate the prompt (reusing the KV cache) and generate until a stop."""
         started = time.perf_counter()
@@ -359,6 +371,21 @@ class Engine:
             for s in {sampler, first}:
                 if s is not self._greedy:
                     s.close()
+
+    @functools.cached_property
+    def end_ids(self) -> frozenset[int]:
+        """Every token that ends a generation (stop, end-of-generation and control tokens)."""
+        return frozenset(t for t in range(self._n_vocab) if self._ends_generation(t))
+
+    @functools.cached_property
+    def line_break_ids(self) -> frozenset[int]:
+        """Every token whose text starts with a line break, spaces before it included."""
+        found = set()
+        for t in range(self._n_vocab):
+            piece = self._model.token_to_piece(t, special=False).lstrip(b" \t")
+            if piece[:1] in (b"\n", b"\r"):
+                found.add(t)
+        return frozenset(found)
 
     def _ends_generation(self, token: int) -> bool:
         return (

@@ -18,6 +18,7 @@ from pygls.io_ import run_async
 from pygls.lsp.client import LanguageClient
 
 from lsp_server import __version__
+from lsp_server.jsonvalue import plain
 
 
 def server_command(*args: str) -> list[str]:
@@ -58,7 +59,7 @@ class FimlsClient(LanguageClient):
 
         @self.feature("fimls/status")
         def on_status(params: Any) -> None:
-            self.statuses.append(_plain(params))
+            self.statuses.append(plain(params))
             self._status_changed.set()
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
@@ -182,7 +183,7 @@ class FimlsClient(LanguageClient):
 
     async def stats(self) -> dict[str, Any]:
         """Read ``fimls/stats``."""
-        result: dict[str, Any] = _plain(await self.protocol.send_request_async("fimls/stats", {}))
+        result: dict[str, Any] = plain(await self.protocol.send_request_async("fimls/stats", {}))
         return result
 
     async def stop(self, timeout: float = 10.0) -> int:
@@ -220,16 +221,3 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
             trigger_kind=types.InlineCompletionTriggerKind.Automatic
         ),
     )
-
-
-def _plain(value: Any) -> Any:
-    """Turn what pygls made of a custom message (attrs objects, namedtuples) into JSON."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_asdict"):
-        return [_plain(v) for v in value]
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if hasattr(value, "__attrs_attrs__"):
-        return {a.name: _plain(getattr(value, a.name)) for a in value.__attrs_attrs__}
-    return value

@@ -118,6 +118,15 @@ def _ends_block(
 
 def finish(text: str, plan: CompletionPlan) -> str | None:
     """Turn generated text into the suggestion shown, or None if it is not worth showing."""
+    return finish_why(text, plan)[0]
+
+
+def finish_why(text: str, plan: CompletionPlan) -> tuple[str | None, str]:
+    """:func:`finish`, and why nothing is shown.
+
+    The reason is ``repeat`` (the text repeats the code after the cursor), ``empty``, or
+    an empty string when there is text to show.
+    """
     text = text[len(os.path.commonprefix([text, plan.healed])) :]
     first, newline, rest = text.partition("\n")
     drop = extra_indent(first, plan)
@@ -130,19 +139,19 @@ def finish(text: str, plan: CompletionPlan) -> str | None:
         text = text[_echo_length(text, plan.line_before) :]
         following = plan.next_code_line
         if following is not None and following.startswith(text.strip()):
-            return None  # it only repeats what already follows the cursor
+            return None, "repeat" if text.strip() else "empty"
         after = plan.line_after.strip()
         if after and text.endswith(after):
             text = text[: len(text) - len(after)].rstrip()
     else:
         text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
         if _repeats_following_lines(text, plan):
-            return None
+            return None, "repeat"
     if not text.strip():
-        return None
+        return None, "empty"
     if plan.eol != "\n":
         text = text.replace("\n", plan.eol)
-    return text
+    return text, ""
 
 
 #: Shortest restart of the cursor line that :func:`_echo_length` removes.
@@ -168,3 +177,73 @@ def _repeats_following_lines(text: str, plan: CompletionPlan) -> bool:
         return False
     following = [line.strip() for line in plan.lines_after if line.strip()]
     return produced == following[: len(produced)]
+
+
+#: Statements after which nothing in the same block runs.
+_JUMPS = frozenset({"return", "raise", "throw", "break", "continue"})
+#: Lines that may follow a jump at the same indentation without being dead code.
+_BLOCK_CONTINUATIONS = (
+    "}",
+    ")",
+    "]",
+    "else",
+    "elif",
+    "except",
+    "finally",
+    "case",
+    "default",
+    "end",
+    "catch",
+    "rescue",
+    "when",
+)
+
+
+def makes_dead_code(text: str, plan: CompletionPlan) -> bool:
+    """Whether a single-line completion jumps out (``return``...) with code after it.
+
+    When the next code line sits at the cursor's depth in the same block, a ``return``,
+    ``raise``, ``break`` or ``continue`` before it makes it unreachable: small models
+    often write the function's last line first.
+    """
+    words = text.strip().split(maxsplit=1)
+    if plan.mode is not Mode.SINGLE_LINE or not words:
+        return False
+    if words[0].rstrip(";:") not in _JUMPS:
+        return False
+    following = plan.next_code_line
+    if following is None or plan.line_after.strip():
+        return False
+    if following.startswith(_BLOCK_CONTINUATIONS):
+        return False
+    return plan.next_code_indent == indent_width(plan.line_before)
+
+
+#: Characters that leave an expression or statement unfinished when they end a line.
+_OPEN_ENDINGS = tuple("([{,=:+-*/%<>&|!^~.?")
+
+#: Words after which code must follow (in the languages fimls knows; a space follows them).
+_LEADING_WORDS = frozenset(
+    "return yield await if elif while for in not and or case new throw raise import from is "
+    "let const var val def fn func function class match when unless until assert print echo "
+    "local do then go defer typeof instanceof delete void using namespace struct enum".split()
+)
+
+
+def expects_code(plan: CompletionPlan) -> bool:
+    """Whether an empty completion fails the user: code must follow the cursor here.
+
+    That is at the end of a line (only closing brackets after the cursor) whose text
+    before the cursor is blank (a new line in a block), ends with an opening bracket,
+    an operator or a comma, or ends with a space after a keyword such as ``return``.
+    """
+    if plan.line_after.strip(" \t)]};"):
+        return False
+    before = plan.line_before
+    if not before.strip():
+        return True
+    stripped = before.rstrip()
+    if stripped.endswith(_OPEN_ENDINGS):
+        return True
+    words = stripped.split()
+    return stripped != before and bool(words) and words[-1] in _LEADING_WORDS

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import attrs
@@ -35,17 +36,27 @@ from pygls.protocol.language_server import lsp_method
 from lsp_server import __version__, logs
 from lsp_server.completion import CompletionService
 from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
-from lsp_server.documents import DocumentStore
+from lsp_server.context import ContextPiece
+from lsp_server.crossfile import (
+    RecentSnippets,
+    WorkspaceIndexer,
+    nearby_names,
+    pick_definitions,
+)
+from lsp_server.documents import Cursor, DocumentStore, TextDocument
 from lsp_server.engine import EngineConfig
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
+from lsp_server.symbols import SymbolIndex, extract
 from lsp_server.syntax import MAX_SYNTAX_BYTES, ByteEdit, DocumentSyntax, grammar_for
 from lsp_server.worker import ModelState, ModelWorker, StateChange
+from lsp_server.workspace import locate, uri_path
 
 log = logging.getLogger(__name__)
 
 STATUS = "fimls/status"
 STATS = "fimls/stats"
+PROMPT = "fimls/prompt"
 
 
 @attrs.define
@@ -182,7 +193,13 @@ class FimLanguageServer(LanguageServer):
         self._raw_workspace: object = None
         self.stats = Stats()
         self.worker = ModelWorker(self._on_model_state)
-        self.completions = CompletionService(self.worker, self.stats, self.workspace_folders)
+        self.index = SymbolIndex()
+        self.indexer = WorkspaceIndexer(self.index)
+        self.snippets = RecentSnippets()
+        self._indexed: dict[str, int] = {}  # open document -> version in the index
+        self.completions = CompletionService(
+            self.worker, self.stats, self.workspace_folders, self.context_pieces
+        )
         self.client_supports_inline = False
         self._pending_problems: list[str] = []
         self._loaded_config: EngineConfig | None = None
@@ -221,6 +238,7 @@ class FimLanguageServer(LanguageServer):
         self._report_problems(self._pending_problems)
         self._pending_problems = []
         self._load_model_if_changed()
+        self.start_indexing()
 
     async def on_configuration_changed(self, pushed: object) -> None:
         """Apply new settings (pushed, or pulled when the client sends none)."""
@@ -238,6 +256,7 @@ class FimLanguageServer(LanguageServer):
 
     def on_shutdown(self) -> None:
         """Stop model work; the process ends on ``exit``."""
+        self.indexer.stop()
         self.worker.shutdown()
 
     def stop_all(self) -> None:
@@ -270,6 +289,65 @@ class FimLanguageServer(LanguageServer):
         for e in edits:
             if e is not None:
                 syntax.edit(e)
+
+    # -- cross-file context ---------------------------------------------------------
+
+    def start_indexing(self) -> None:
+        """Index the workspace folders' definitions in the background."""
+        context = self.settings.context
+        if not context.cross_file or context.index_files == 0:
+            return
+        roots = [uri_path(uri) for uri in self.workspace_folders()]
+        folders = [Path(str(p)) for p in roots if p is not None and Path(str(p)).is_dir()]
+        if folders:
+            self.indexer = WorkspaceIndexer(self.index, max_files=context.index_files)
+            self.indexer.start(folders, skip=lambda uri: uri in self.documents)
+
+    def index_document(self, uri: str) -> None:
+        """Put an open document's definitions in the index (from its current text)."""
+        syntax = self.syntax.get(uri)
+        doc = self.documents.get(uri)
+        if syntax is None:
+            return
+        source = doc.encoded()
+        self.index.set_file(uri, extract(syntax.grammar, source, uri, syntax.tree(source)))
+        self._indexed[uri] = doc.version
+
+    def forget_document(self, uri: str) -> None:
+        """A document was closed: index its file from disk again, if it is one."""
+        self._indexed.pop(uri, None)
+        self.snippets.forget(uri)
+        path = uri_path(uri)
+        self.index.remove_file(uri)
+        if path is not None and Path(str(path)).is_file():
+            try:
+                source = Path(str(path)).read_bytes()
+            except OSError:
+                return
+            self.indexer.index_file(uri, Path(str(path)).suffix, source)
+
+    def context_pieces(
+        self, doc: TextDocument, cursor: Cursor, settings: Settings
+    ) -> list[ContextPiece]:
+        """Context from other files for a completion at the cursor, most relevant first."""
+        self.snippets.touch(doc.uri, doc.lines, cursor.line)
+        pieces: list[ContextPiece] = []
+        folders = self.workspace_folders()
+        if settings.context.cross_file:
+            for other in self.documents.all():
+                if other.uri != doc.uri and self._indexed.get(other.uri) != other.version:
+                    self.index_document(other.uri)
+            names = nearby_names(doc.lines, cursor.line, cursor.index)
+            for d in pick_definitions(self.index, names, exclude=doc.uri):
+                pieces.append(
+                    ContextPiece("definition", locate(d.path, folders)[0], d.line, d.signature)
+                )
+        if settings.context.recent:
+            for s in self.snippets.others(doc.uri):
+                pieces.append(
+                    ContextPiece("recent", locate(s.uri, folders)[0], s.first_line, s.text)
+                )
+        return pieces
 
     def workspace_folders(self) -> list[str]:
         """URIs of the workspace folders (the root URI when the client sent no folders)."""

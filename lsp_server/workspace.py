@@ -1,10 +1,61 @@
-"""Where documents live: workspace folders, and a document's path inside them."""
+"""The workspace: folders, a document's path in them, and the source files they hold."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import PurePosixPath
+import subprocess
+from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
+
+#: File extensions of source files, with their LSP language ids.
+LANGUAGES = {
+    ".py": "python",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".jsx": "javascriptreact",
+    ".ts": "typescript",
+    ".tsx": "typescriptreact",
+    ".go": "go",
+    ".rs": "rust",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".hpp": "cpp",
+    ".java": "java",
+    ".rb": "ruby",
+    ".lua": "lua",
+    ".sh": "shellscript",
+    ".php": "php",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".hs": "haskell",
+    ".zig": "zig",
+    ".cs": "csharp",
+}
+
+#: Folders never searched for source files (dependencies, builds, caches, VCS data).
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        ".venv",
+        "venv",
+        "__pycache__",
+        "build",
+        "dist",
+        "target",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".tox",
+        ".idea",
+        ".vscode",
+    }
+)
 
 
 def uri_path(uri: str) -> PurePosixPath | None:
@@ -34,3 +85,63 @@ def locate(uri: str, folders: Sequence[str]) -> tuple[str, str]:
     if best is None:
         return name, path.parent.name
     return path.relative_to(best).as_posix(), best.name
+
+
+def source_files(
+    root: Path, suffixes: Collection[str], max_bytes: int, limit: int = 100_000
+) -> list[Path]:
+    """Source files under a folder, skipping ignored, oversized and binary files.
+
+    In a git work tree these are the files git tracks or would track (``.gitignore``
+    applies); elsewhere a walk that skips hidden folders and :data:`SKIP_DIRS`.
+    """
+    try:
+        out = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        candidates = [root / p for p in out.decode("utf-8", "replace").split("\0") if p]
+    except (OSError, subprocess.SubprocessError):
+        candidates = list(_walk(root))
+    files: list[Path] = []
+    for path in sorted(candidates):
+        if len(files) >= limit:
+            break
+        inside = path.relative_to(root).parts if path.is_relative_to(root) else path.parts
+        if path.suffix not in suffixes or any(part in SKIP_DIRS for part in inside):
+            continue
+        try:
+            if not path.is_file() or path.stat().st_size > max_bytes:
+                continue
+            with path.open("rb") as fh:
+                if b"\0" in fh.read(8192):
+                    continue
+        except OSError:
+            continue
+        files.append(path)
+    return files
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name in SKIP_DIRS or entry.name.startswith("."):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            yield from _walk(entry)
+        elif entry.is_file():
+            yield entry

@@ -27,6 +27,7 @@ def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> 
     doc = params.text_document
     ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
     ls.parse_document(doc.uri)
+    ls.index_document(doc.uri)
 
 
 def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -51,6 +52,7 @@ def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams)
                         encoding,
                     )
                 )
+                ls.snippets.touch(uri, doc.lines, r.start.line)
             else:
                 edits.append(doc.apply_change(None, None, change.text, encoding))
         except DocumentError as exc:
@@ -67,3 +69,4 @@ def did_close(ls: FimLanguageServer, params: types.DidCloseTextDocumentParams) -
     """Forget a document."""
     ls.documents.close(params.text_document.uri)
     ls.syntax.pop(params.text_document.uri, None)
+    ls.forget_document(params.text_document.uri)

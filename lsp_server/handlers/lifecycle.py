@@ -1,12 +1,15 @@
-"""initialize, initialized, shutdown, settings changes, and the ``fimls/stats`` request."""
+"""initialize, initialized, shutdown, settings changes, ``fimls/stats``, ``fimls/prompt``."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.server import STATS
+from lsp_server.errors import DocumentError
+from lsp_server.jsonvalue import plain
+from lsp_server.server import PROMPT, STATS
 
 if TYPE_CHECKING:
     from lsp_server.server import FimLanguageServer
@@ -19,6 +22,7 @@ def register(ls: FimLanguageServer) -> None:
     ls.feature(types.SHUTDOWN)(shutdown)
     ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
     ls.feature(STATS)(stats)
+    ls.feature(PROMPT)(prompt)
 
 
 def initialize(ls: FimLanguageServer, params: types.InitializeParams) -> None:
@@ -45,4 +49,33 @@ async def did_change_configuration(
 
 def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
     """``fimls/stats``: model status plus request counters and latency percentiles."""
-    return {**ls.status_json(), **ls.stats.to_json()}
+    index = {
+        "files": len(ls.index),
+        "definitions": ls.index.definitions,
+        "workspaceFilesRead": ls.indexer.files,
+        "done": ls.indexer.done.is_set(),
+        "seconds": round(ls.indexer.seconds, 2),
+    }
+    return {**ls.status_json(), **ls.stats.to_json(), "index": index}
+
+
+async def prompt(ls: FimLanguageServer, params: Any) -> dict[str, object]:
+    """``fimls/prompt``: the prompt a completion at a position would send the model.
+
+    Params are those of a position request (``textDocument.uri``, ``position``); the
+    result has ``template``, ``mode``, ``tokens`` and ``segments`` (``text`` runs, each
+    marked ``special`` when it is special tokens).
+    """
+    params = plain(params)
+    try:
+        uri = params["textDocument"]["uri"]
+        line, character = params["position"]["line"], params["position"]["character"]
+        if not isinstance(uri, str) or not isinstance(line, int) or not isinstance(character, int):
+            raise TypeError("expected a string uri and integer line and character")
+        doc = ls.documents.get(uri)
+        cursor = doc.cursor(line, character, ls.documents.encoding)
+    except (KeyError, TypeError, DocumentError) as exc:
+        raise JsonRpcInvalidParams(f"fimls/prompt: {exc}") from None
+    if not ls.worker.ready:
+        raise JsonRpcInvalidParams(f"fimls/prompt: the model is not ready ({ls.worker.message})")
+    return await ls.completions.prompt(doc, cursor, ls.settings)

@@ -9,56 +9,13 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.workspace import LANGUAGES, source_files
+
 SUITES = ("humaneval-single-line", "humaneval-multi-line", "repo")
 
-#: File extensions the repository suite punches holes in, with their LSP language ids.
-LANGUAGES = {
-    ".py": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".jsx": "javascriptreact",
-    ".ts": "typescript",
-    ".tsx": "typescriptreact",
-    ".go": "go",
-    ".rs": "rust",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".hpp": "cpp",
-    ".java": "java",
-    ".rb": "ruby",
-    ".lua": "lua",
-    ".sh": "shellscript",
-    ".php": "php",
-    ".kt": "kotlin",
-    ".swift": "swift",
-    ".scala": "scala",
-    ".hs": "haskell",
-    ".zig": "zig",
-    ".cs": "csharp",
-}
-SKIP_DIRS = {
-    ".git",
-    ".hg",
-    ".svn",
-    "node_modules",
-    ".venv",
-    "venv",
-    "__pycache__",
-    "build",
-    "dist",
-    "target",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    ".tox",
-}
 MAX_FILE_BYTES = 200_000
 
 
@@ -155,41 +112,6 @@ def sample(tasks: list[Task], limit: int | None, seed: int) -> list[Task]:
     return [t for i, t in enumerate(tasks) if i in chosen]
 
 
-def source_files(root: Path) -> list[Path]:
-    """Source files of a repository: tracked files for git, else a walk; no binaries."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z"],
-            capture_output=True,
-            check=True,
-            timeout=60,
-        ).stdout
-        candidates = [root / p for p in out.decode("utf-8", "replace").split("\0") if p]
-    except (OSError, subprocess.SubprocessError):
-        candidates = list(_walk(root))
-    files = []
-    for path in sorted(candidates):
-        if path.suffix not in LANGUAGES or not path.is_file():
-            continue
-        if path.stat().st_size > MAX_FILE_BYTES:
-            continue
-        head = path.read_bytes()[:8192]
-        if b"\0" in head:
-            continue
-        files.append(path)
-    return files
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for entry in sorted(root.iterdir()):
-        if entry.name in SKIP_DIRS or entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            yield from _walk(entry)
-        else:
-            yield entry
-
-
 _BLOCK_OPENER = re.compile(r"(:|\{|\bdo|\bthen|=>)\s*(#.*|//.*)?$")
 
 
@@ -200,7 +122,7 @@ def repo_tasks(root: Path, count: int, seed: int) -> list[Task]:
     indentation), half whole blocks (the indented body after a line that opens a block).
     """
     rng = random.Random(seed)
-    files = source_files(root)
+    files = source_files(root, set(LANGUAGES), MAX_FILE_BYTES)
     if not files:
         raise ValueError(f"no source files found under {root}")
     texts: dict[Path, list[str]] = {}

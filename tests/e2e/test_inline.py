@@ -131,8 +131,10 @@ async def test_stats_count_generations(server: FimlsClient, tmp_path: Path) -> N
     await server.inline(uri, 1, 11)
     after = await server.stats()
     assert after["requests"]["total"] == before["requests"]["total"] + 1
-    assert after["engine"]["generations"] == before["engine"]["generations"] + 1
-    last = after["recentGenerations"][-1]
-    assert last["promptTokens"] > 0
-    assert last["generatedTokens"] > 0
-    assert last["evaluatedTokens"] + last["reusedTokens"] == last["promptTokens"]
+    # one generation, or two when the first was empty or flawed and retried
+    added = after["engine"]["generations"] - before["engine"]["generations"]
+    assert added in (1, 2)
+    for last in after["recentGenerations"][-added:]:
+        assert last["promptTokens"] > 0
+        assert last["generatedTokens"] > 0
+        assert last["evaluatedTokens"] + last["reusedTokens"] == last["promptTokens"]

@@ -10,6 +10,7 @@ from lsp_server.context import (
     choose_mode,
     fit_windows,
 )
+from lsp_server.documents import split_lines
 from tests.helpers import plan
 
 
@@ -101,3 +102,43 @@ def test_token_counter_caches() -> None:
     count("e")  # evicts "abc"
     count("abc")
     assert calls == ["abc", "d", "e", "abc"]
+
+
+def test_enclosing_headers_by_indentation() -> None:
+    from lsp_server.context import enclosing_headers
+
+    source = (
+        "import os\n"
+        "\n"
+        "class Store:\n"
+        "    items = []\n"
+        "\n"
+        "    def add(self, item):\n"
+        "        if item:\n"
+        "            self.items.append(item)\n"
+        "            \n"
+    )
+    lines = split_lines(source)
+    assert enclosing_headers(lines, 8) == [
+        (2, "class Store:"),
+        (5, "    def add(self, item):"),
+        (6, "        if item:"),
+    ]
+    js = split_lines("export function f(a) {\n  for (const x of a) {\n    use(x);\n  }\n}\n")
+    assert enclosing_headers(js, 2) == [
+        (0, "export function f(a) {"),
+        (1, "  for (const x of a) {"),
+    ]
+
+
+def test_window_keeps_the_headers_it_would_drop() -> None:
+    body = "".join(f"        step{i} = {i}\n" for i in range(30))
+    source = "class Store:\n    def add(self, item):\n" + body + "        \n"
+    p = plan(source, 32, 8)
+    assert p.headers == ((0, "class Store:"), (1, "    def add(self, item):"))
+    w = fit_windows(p, words, prefix_budget=40, suffix_budget=10)
+    assert w.prefix.startswith("class Store:\n    def add(self, item):\n        step")
+    assert "step0 =" not in w.prefix  # the window itself starts lower
+    # with room for everything, the headers appear once, where they are
+    w = fit_windows(p, words, prefix_budget=1000, suffix_budget=10)
+    assert w.prefix.count("class Store:") == 1 and w.prefix.startswith("class Store:")

@@ -120,3 +120,38 @@ def test_indentation_kept_where_the_editor_did_not_indent_after_an_opener() -> N
 def test_tab_indentation() -> None:
     p = plan("func f() {\n\tx := 1\n\t\n}\n", 2, 1, "go")
     assert finish("\treturn x", p) == "return x"
+
+
+def test_dead_code_after_a_jump_is_flagged() -> None:
+    from lsp_server.postprocess import makes_dead_code
+
+    p = plan('def f(s):\n    """Doc."""\n    \n    for c in s:\n        pass\n', 2, 4)
+    assert makes_dead_code("return s", p)  # the loop below would never run
+    assert not makes_dead_code("total = 0", p)
+    p = plan("def f(s):\n    for c in s:\n        \n    return s\n", 2, 8)
+    assert not makes_dead_code("break", p)  # the next line is outside the loop
+    p = plan("function f(x) {\n  if (x) {\n    \n  }\n}\n", 2, 4, "javascript")
+    assert not makes_dead_code("return 1;", p)
+    p = plan("switch (x) {\n  case 1:\n    \n  case 2:\n    y();\n}\n", 2, 4, "c")
+    assert not makes_dead_code("break;", p)
+
+
+def test_code_is_expected_after_openers_operators_and_keywords() -> None:
+    from lsp_server.postprocess import expects_code
+
+    cases = [
+        ("def f(a, b):\n    return \n", 1, 11, "python", True),
+        ("def f(a, b):\n    return\n", 1, 10, "python", False),  # no space: may end here
+        ("def f(a, b):\n    \n", 1, 4, "python", True),  # a new line in a block
+        ("x = foo(\n", 0, 8, "python", True),
+        ("x = foo()\n", 0, 9, "python", False),
+        ("const total = \n", 0, 14, "javascript", True),
+        ("const total = items.\n", 0, 20, "javascript", True),
+        ("fmt.Println()\n", 0, 12, "go", True),  # arguments, before the editor's ")"
+        ("let v = vec![1, \n", 0, 16, "rust", True),
+        ("local t = {\n", 0, 11, "lua", True),
+        ("if x then\n  y()\nend\n", 1, 5, "lua", False),
+        ("foo(a, b)\n", 0, 4, "ruby", False),  # code follows the cursor on the line
+    ]
+    for text, line, col, language, expected in cases:
+        assert expects_code(plan(text, line, col, language)) is expected, (text, col)

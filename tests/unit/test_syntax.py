@@ -82,3 +82,64 @@ def test_incremental_edits_give_the_tree_of_a_fresh_parse() -> None:
     assert str(syntax.tree(doc.encoded()).root_node) == str(
         parse("python", doc.encoded()).root_node
     )
+
+
+@pytest.mark.parametrize(
+    "grammar,source,marker,expected",
+    [
+        ("python", "x = 'hello world'\n", "wor", "string"),
+        ("python", "x = 'hello '\n", "'\n", None),  # typing a string: only the quote follows
+        ("python", "x = 1  # a note\n", "note", "comment"),
+        ("python", "x = foo(1)\n", "(1", None),
+        ("javascript", "const s = `a ${b} c`;\n", " c`", "string"),
+        ("javascript", "let a = 1; // note\n", "note", "comment"),
+        ("go", 'package m\nvar s = "abc"\n', "bc", "string"),
+        ("rust", "fn f() {} // note\n", "note", "comment"),
+        ("c", "/* block comment */ int x;\n", "comment", "comment"),
+        ("lua", "local s = 'text here'\n", "here", "string"),
+    ],
+)
+def test_cursor_in_comments_and_strings(
+    grammar: str, source: str, marker: str, expected: str | None
+) -> None:
+    from lsp_server.syntax import cursor_context
+
+    data = source.encode()
+    offset = data.index(marker.encode())
+    assert cursor_context(parse(grammar, data), offset, data) == expected
+
+
+@pytest.mark.parametrize(
+    "grammar,before,after,good,bad",
+    [
+        # Python: the compiler catches what the lenient grammar accepts
+        (
+            "python",
+            "def f(x):\n    if x:\n        y = 1\n    ",
+            "\n        return 2\n    elif x > 2:\n        return 3\n",
+            "elif x > 1:",
+            "else:",
+        ),
+        ("python", "def f(xs):\n    ", "\n        total += 1\n", "for x in xs:", "total = 0"),
+        ("javascript", "function f(x) {\n  ", "\n}\n", "return x;", "return x; }"),
+        ("go", "package m\nfunc f() int {\n\t", "\n}\n", "return 1", "return 1 }"),
+        ("rust", "fn f() -> i32 {\n    ", "\n}\n", "1", "1 }}"),
+    ],
+)
+def test_syntax_check_flags_new_errors_only(
+    grammar: str, before: str, after: str, good: str, bad: str
+) -> None:
+    from lsp_server.syntax import SyntaxCheck
+
+    check = SyntaxCheck(grammar, before, after)
+    baseline = check.errors()
+    assert check.errors(good) <= baseline
+    assert check.errors(bad) > baseline
+
+
+def test_keepable_lines_cuts_a_block_that_closes_too_early() -> None:
+    from lsp_server.syntax import SyntaxCheck
+
+    check = SyntaxCheck("javascript", "function f(x) {\n  ", "\n}\n")
+    completion = "const y = x * 2;\n  return y;\n}\n}"
+    assert check.keepable_lines(completion, check.errors()) == 2

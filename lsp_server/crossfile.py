@@ -1,0 +1,215 @@
+"""Context from other files: definitions of the names near the cursor, recent snippets.
+
+:class:`WorkspaceIndexer` fills a :class:`~lsp_server.symbols.SymbolIndex` from the
+workspace folders in a background thread, bounded in files and bytes, and keeps open
+documents current. :func:`nearby_names` lists the identifiers the cursor's surroundings
+use (imports first), :func:`pick_definitions` turns them into definitions from other
+files, and :class:`RecentSnippets` remembers what was recently edited or looked at.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import string
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lsp_server.documents import content
+from lsp_server.symbols import Definition, SymbolIndex, extract
+from lsp_server.syntax import EXTENSIONS
+
+log = logging.getLogger(__name__)
+
+_IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+_WORD_CHARS = string.ascii_letters + string.digits + "_$"
+_IMPORT = re.compile(
+    r"^\s*(from\s+\S+\s+import\b|import\b|#\s*include\b|use\b|require\b|using\b|"
+    r"local\s+\w+\s*=\s*require\b|const\s+.*=\s*require\b)"
+)
+#: Words too common to be worth a definition lookup.
+_COMMON = frozenset(
+    "if else elif for while do return def class function func fn let var const import from "
+    "as in is not and or None True False null nil true false self this super new async await "
+    "try except catch finally raise throw with yield lambda pass break continue public "
+    "private protected static void int str float bool string int32 int64 usize u8 i32 i64 "
+    "struct enum impl trait type interface package go range len print println "
+    "end then local require use mut pub match case switch default sizeof typeof".split()
+)
+
+
+def nearby_names(
+    lines: Sequence[str], line: int, index: int, before: int = 40, after: int = 10
+) -> list[str]:
+    """Identifiers the code around the cursor uses, most relevant first.
+
+    Names imported by the file come first, then names by distance from the cursor (the
+    cursor line only up to the cursor, and only whole words, so that the list stays the
+    same while a word is being typed).
+    """
+    imported: list[str] = []
+    for text in lines[: min(len(lines), 300)]:
+        if _IMPORT.match(text):
+            imported.extend(_IDENT.findall(content(text)))
+    current = content(lines[line])[:index]
+    word_end = len(current.rstrip(_WORD_CHARS))
+    order = list(reversed(_IDENT.findall(current[:word_end])))
+    for distance in range(1, max(before, after) + 1):
+        if distance <= before and line - distance >= 0:
+            order.extend(reversed(_IDENT.findall(content(lines[line - distance]))))
+        if distance <= after and line + distance < len(lines):
+            order.extend(_IDENT.findall(content(lines[line + distance])))
+    seen: dict[str, None] = {}
+    for name in [*imported, *order]:
+        if len(name) > 1 and name not in _COMMON:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def pick_definitions(
+    index: SymbolIndex, names: Sequence[str], exclude: str, per_name: int = 2, limit: int = 40
+) -> list[Definition]:
+    """Definitions of the names in other files than ``exclude``, in the names' order."""
+    picked: list[Definition] = []
+    seen: set[tuple[str, int]] = set()
+    for name in names:
+        found = [d for d in index.lookup(name) if d.path != exclude]
+        for d in found[:per_name]:
+            key = (d.path, d.line)
+            if key not in seen:
+                seen.add(key)
+                picked.append(d)
+        if len(picked) >= limit:
+            break
+    return picked
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """A piece of a document that was edited or looked at recently."""
+
+    uri: str
+    first_line: int
+    text: str
+
+
+class RecentSnippets:
+    """The last few places edited or viewed, one per (document, region)."""
+
+    def __init__(self, size: int = 16, radius: int = 6) -> None:
+        self._items: OrderedDict[tuple[str, int], Snippet] = OrderedDict()
+        self._size = size
+        self._radius = radius
+
+    def touch(self, uri: str, lines: Sequence[str], line: int) -> None:
+        """Remember the region around a line of a document (newest last)."""
+        first = max(0, line - self._radius)
+        last = min(len(lines), line + self._radius + 1)
+        text = "".join(content(x) + "\n" for x in lines[first:last]).rstrip("\n")
+        if not text.strip():
+            return
+        region = first // (2 * self._radius + 1)
+        for key in [k for k in self._items if k[0] == uri and abs(k[1] - region) <= 1]:
+            del self._items[key]
+        self._items[(uri, region)] = Snippet(uri, first, text)
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+
+    def forget(self, uri: str) -> None:
+        """Drop a document's snippets (it was closed)."""
+        for key in [k for k in self._items if k[0] == uri]:
+            del self._items[key]
+
+    def others(self, uri: str, limit: int = 8) -> list[Snippet]:
+        """The most recent snippets of documents other than ``uri``, newest first."""
+        out = [s for s in reversed(self._items.values()) if s.uri != uri]
+        return out[:limit]
+
+
+class WorkspaceIndexer:
+    """Index the definitions of a workspace's source files in a background thread."""
+
+    def __init__(
+        self,
+        index: SymbolIndex,
+        max_files: int = 5000,
+        max_file_bytes: int = 512 * 1024,
+        max_total_bytes: int = 64 << 20,
+    ) -> None:
+        self.index = index
+        self._max_files = max_files
+        self._max_file_bytes = max_file_bytes
+        self._max_total = max_total_bytes
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.files = 0
+        self.seconds = 0.0
+        self.done = threading.Event()  # set whenever no indexing is running
+        self.done.set()
+
+    def start(self, folders: Sequence[Path], skip: Callable[[str], bool]) -> None:
+        """Index the folders' files (``skip(uri)`` for documents that are open)."""
+        self.stop()
+        self._stop = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(list(folders), skip), name="fimls-index", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop indexing (the index keeps what it has)."""
+        self._stop.set()
+
+    def _run(self, folders: list[Path], skip: Callable[[str], bool]) -> None:
+        from lsp_server.workspace import source_files
+
+        started = time.perf_counter()
+        total = 0
+        try:
+            for folder in folders:
+                files = source_files(folder, set(EXTENSIONS), self._max_file_bytes, self._max_files)
+                for path in files:
+                    if self._stop.is_set() or self.files >= self._max_files:
+                        return
+                    if total >= self._max_total:
+                        log.info("workspace index stopped at %d MiB read", total >> 20)
+                        return
+                    uri = path.as_uri()
+                    if skip(uri):
+                        continue
+                    try:
+                        source = path.read_bytes()
+                    except OSError:
+                        continue
+                    total += len(source)
+                    self.index_file(uri, path.suffix, source)
+                    self.files += 1
+                    time.sleep(0.001)  # let the model thread have the CPU first
+        except Exception:  # indexing is best effort; completions go on without it
+            log.exception("workspace indexing failed")
+        finally:
+            self.seconds = time.perf_counter() - started
+            log.info(
+                "indexed %d files, %d definitions in %.1f s",
+                self.files,
+                self.index.definitions,
+                self.seconds,
+            )
+            self.done.set()
+
+    def index_file(self, uri: str, suffix: str, source: bytes) -> None:
+        """(Re)index one file's definitions."""
+        grammar = EXTENSIONS.get(suffix)
+        if grammar is None:
+            return
+        try:
+            definitions = extract(grammar, source, uri)
+        except Exception:  # a grammar crash must not stop the index
+            log.debug("could not index %s", uri, exc_info=True)
+            return
+        self.index.set_file(uri, definitions)

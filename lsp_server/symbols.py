@@ -1,0 +1,209 @@
+"""Definitions in the workspace: what a symbol near the cursor is, from other files.
+
+Definitions (functions, methods, classes, types, ...) are found with tree-sitter by node
+type and their ``name`` field, in any grammar. Each keeps only its signature: the text
+from its start to its body, the docstring (Python) or the comment lines right above it,
+and for a member the header line of its container. The index maps names to definitions;
+it is bounded in files and in bytes read, and updated file by file.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from tree_sitter import Node, Tree
+
+from lsp_server.syntax import parse
+
+#: Node types that define something (a word of the type matches).
+_DEFINES = re.compile(
+    r"(^|_)(function|method|class|struct|interface|trait|enum|type_alias|type_spec|module"
+    r"|impl|object|protocol|record|constructor|union|namespace)(_|$)|^(class|method|module)$"
+)
+_NOT_DEFINES = re.compile(
+    r"parameter|argument|call|field|reference|type_arguments|_body$|_list$|_declarator$"
+)
+_FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "lambda"}
+
+MAX_SIGNATURE = 400
+MAX_SIGNATURE_LINES = 6
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One definition's name, place and signature."""
+
+    name: str
+    kind: str
+    path: str
+    line: int
+    signature: str
+
+
+def extract(grammar: str, source: bytes, path: str, tree: Tree | None = None) -> list[Definition]:
+    """Definitions in a file's source (parsed unless its current tree is given)."""
+    tree = tree or parse(grammar, source)
+    found: list[Definition] = []
+    for node, container in _walk(tree.root_node):
+        name = _name(node)
+        assert name is not None
+        signature = _signature(node, container, source, grammar)
+        found.append(Definition(name, node.type, path, node.start_point[0], signature))
+    return found
+
+
+def _walk(root: Node) -> Iterator[tuple[Node, Node | None]]:
+    """Definition nodes with their innermost enclosing definition (if any)."""
+    stack: list[tuple[Node, Node | None]] = [(root, None)]
+    while stack:
+        node, container = stack.pop()
+        inner = container
+        if node.is_named and _is_definition(node) and _name(node) is not None:
+            yield node, container
+            inner = node
+        stack.extend((child, inner) for child in reversed(node.children) if child.is_named)
+
+
+def _is_definition(node: Node) -> bool:
+    kind = node.type
+    if kind == "variable_declarator":
+        value = node.child_by_field_name("value")
+        return value is not None and value.type in _FUNCTION_VALUES
+    return bool(_DEFINES.search(kind)) and not _NOT_DEFINES.search(kind)
+
+
+def _name(node: Node) -> str | None:
+    name = node.child_by_field_name("name")
+    if name is None:
+        # C and C++: function_definition -> declarator: function_declarator -> identifier
+        declarator = node.child_by_field_name("declarator")
+        while declarator is not None and declarator.type not in (
+            "identifier",
+            "field_identifier",
+            "qualified_identifier",
+        ):
+            declarator = declarator.child_by_field_name("declarator")
+        name = declarator
+    if name is None or name.text is None:
+        return None
+    text = name.text.decode("utf-8", "replace")
+    return text.rsplit(".", 1)[-1].rsplit("::", 1)[-1] or None
+
+
+def _header(node: Node, source: bytes) -> str:
+    """The definition's text up to its body, at most a few lines."""
+    body = node.child_by_field_name("body")
+    end = body.start_byte if body is not None else node.end_byte
+    text = source[node.start_byte : end].decode("utf-8", "replace").rstrip()
+    lines = text.split("\n")[:MAX_SIGNATURE_LINES]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _leading_comments(node: Node, source: bytes) -> str:
+    """Comment lines directly above a node."""
+    lines: list[str] = []
+    prev = node.prev_named_sibling
+    row = node.start_point[0]
+    while prev is not None and "comment" in prev.type and prev.end_point[0] >= row - 1:
+        text = source[prev.start_byte : prev.end_byte].decode("utf-8", "replace")
+        lines.insert(0, text)
+        row = prev.start_point[0]
+        prev = prev.prev_named_sibling
+    return "\n".join(lines[-4:])
+
+
+def _python_docstring(node: Node, source: bytes) -> str:
+    body = node.child_by_field_name("body")
+    if body is None or not body.named_children:
+        return ""
+    first = body.named_children[0]
+    if first.type == "expression_statement" and first.named_children:
+        first = first.named_children[0]  # older grammars wrap the docstring
+    if first.type != "string":
+        return ""
+    text = source[first.start_byte : first.end_byte].decode("utf-8", "replace")
+    lines = text.split("\n")
+    if len(lines) > 4:
+        inner = lines[1][: len(lines[1]) - len(lines[1].lstrip())]
+        lines = [*lines[:3], inner + '..."""']
+    return "\n".join(lines)
+
+
+def _line_start(source: bytes, offset: int) -> str:
+    """The text of a line from its start up to ``offset`` (indentation, ``export ``...)."""
+    start = source.rfind(b"\n", 0, offset) + 1
+    return source[start:offset].decode("utf-8", "replace")
+
+
+def _signature(node: Node, container: Node | None, source: bytes, grammar: str) -> str:
+    lead = _line_start(source, node.start_byte)
+    indent = lead[: len(lead) - len(lead.lstrip())]
+    header = lead + _header(node, source)
+    parts = []
+    if container is not None:
+        outer = _line_start(source, container.start_byte)
+        parts.append(outer + _header(container, source).split("\n")[0])
+    comments = _leading_comments(node, source)
+    if comments:
+        lines = [indent + line.strip() for line in comments.split("\n") if line.strip()]
+        parts.append("\n".join(lines))
+    parts.append(header)
+    if grammar == "python":
+        doc = _python_docstring(node, source)
+        if doc:
+            body_indent = indent + "    "
+            parts.append(body_indent + doc.lstrip())
+    return "\n".join(parts)[:MAX_SIGNATURE]
+
+
+class SymbolIndex:
+    """Definitions by name across files; safe to use from several threads."""
+
+    def __init__(self, max_files: int = 5000) -> None:
+        self._lock = threading.Lock()
+        self._files: dict[str, list[Definition]] = {}
+        self._by_name: dict[str, list[Definition]] = {}
+        self.max_files = max_files
+
+    def set_file(self, path: str, definitions: Iterable[Definition]) -> bool:
+        """Replace a file's definitions; False when the index is full."""
+        with self._lock:
+            if path not in self._files and len(self._files) >= self.max_files:
+                return False
+            self._drop(path)
+            defs = list(definitions)
+            self._files[path] = defs
+            for d in defs:
+                self._by_name.setdefault(d.name, []).append(d)
+            return True
+
+    def remove_file(self, path: str) -> None:
+        """Forget a file."""
+        with self._lock:
+            self._drop(path)
+
+    def lookup(self, name: str) -> list[Definition]:
+        """Definitions of a name, in any file."""
+        with self._lock:
+            return list(self._by_name.get(name, ()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._files)
+
+    @property
+    def definitions(self) -> int:
+        """How many definitions are indexed."""
+        with self._lock:
+            return sum(len(v) for v in self._files.values())
+
+    def _drop(self, path: str) -> None:
+        for d in self._files.pop(path, ()):
+            same = self._by_name.get(d.name)
+            if same is not None:
+                same[:] = [x for x in same if x.path != path]
+                if not same:
+                    del self._by_name[d.name]

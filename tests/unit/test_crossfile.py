@@ -1,0 +1,152 @@
+"""Definitions, the symbol index, names near the cursor, recent snippets (several languages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lsp_server.crossfile import RecentSnippets, WorkspaceIndexer, nearby_names, pick_definitions
+from lsp_server.documents import split_lines
+from lsp_server.symbols import Definition, SymbolIndex, extract
+
+PY = '''import os
+
+
+class Box:
+    """A box."""
+
+    def area(self, scale=1):
+        """Return the area.
+
+        More text.
+        Even more.
+        """
+        return self.w * self.h * scale
+
+
+# Build a box.
+def make_box(w, h):
+    return Box()
+'''
+
+
+def signatures(grammar: str, source: str) -> dict[str, str]:
+    return {d.name: d.signature for d in extract(grammar, source.encode(), "f")}
+
+
+def test_python_definitions_keep_signatures_and_docstrings_not_bodies() -> None:
+    sigs = signatures("python", PY)
+    assert set(sigs) == {"Box", "area", "make_box"}
+    assert sigs["Box"] == 'class Box:\n    """A box."""'
+    assert sigs["area"].startswith("class Box:\n    def area(self, scale=1):\n")
+    assert '"""Return the area.' in sigs["area"] and "return self.w" not in sigs["area"]
+    assert sigs["make_box"] == "# Build a box.\ndef make_box(w, h):"
+
+
+@pytest.mark.parametrize(
+    "grammar,source,expected",
+    [
+        (
+            "typescript",
+            "export function area(w: number): number {\n  return w;\n}\n"
+            "export class Box {\n  scale(k: number): Box { return this; }\n}\n"
+            "const twice = (x: number) => 2 * x;\n",
+            {
+                "area": "export function area(w: number): number",
+                "Box": "export class Box",
+                "scale": "export class Box\n  scale(k: number): Box",
+                "twice": "const twice = (x: number) => 2 * x",
+            },
+        ),
+        (
+            "go",
+            "package m\n// Area computes.\nfunc Area(w, h int) int {\n\treturn w*h\n}\n"
+            "func (b *Box) Scale(k int) *Box { return b }\n",
+            {
+                "Area": "// Area computes.\nfunc Area(w, h int) int",
+                "Scale": "func (b *Box) Scale(k int) *Box",
+            },
+        ),
+        (
+            "rust",
+            "/// Area.\npub fn area(w: i32) -> i32 { w }\npub struct Bag { w: i32 }\n",
+            {"area": "/// Area.\npub fn area(w: i32) -> i32", "Bag": "pub struct Bag"},
+        ),
+        ("c", "int area(int w, int h) { return w*h; }\n", {"area": "int area(int w, int h)"}),
+        (
+            "ruby",
+            "class Box\n  def area(w)\n    w\n  end\nend\n",
+            {"Box": "class Box", "area": "class Box\n  def area(w)"},
+        ),
+    ],
+)
+def test_definitions_in_other_languages(
+    grammar: str, source: str, expected: dict[str, str]
+) -> None:
+    sigs = signatures(grammar, source)
+    for name, signature in expected.items():
+        assert sigs[name] == signature
+
+
+def test_index_replaces_and_bounds_files() -> None:
+    index = SymbolIndex(max_files=2)
+    index.set_file("a", [Definition("f", "function", "a", 1, "def f():")])
+    index.set_file("b", [Definition("f", "function", "b", 3, "def f(x):")])
+    assert [d.path for d in index.lookup("f")] == ["a", "b"]
+    assert not index.set_file("c", [])  # full
+    index.set_file("a", [Definition("g", "function", "a", 1, "def g():")])
+    assert [d.path for d in index.lookup("f")] == ["b"]
+    index.remove_file("b")
+    assert index.lookup("f") == [] and len(index) == 1
+
+
+def test_nearby_names_prefer_imports_then_distance_and_skip_the_typed_word() -> None:
+    lines = split_lines(
+        "from shapes import Circle, area\nimport helpers\n\n"
+        "def f(xs):\n    total = compute(xs)\n    return resu\n"
+    )
+    names = nearby_names(lines, 5, len("    return resu"))
+    assert names[:4] == ["shapes", "Circle", "area", "helpers"]
+    assert "compute" in names and "total" in names
+    assert "resu" not in names  # the word being typed
+    assert "return" not in names and "import" not in names
+
+
+def test_pick_definitions_excludes_the_current_file() -> None:
+    index = SymbolIndex()
+    index.set_file("file:///a.py", [Definition("area", "f", "file:///a.py", 0, "def area():")])
+    index.set_file("file:///b.py", [Definition("area", "f", "file:///b.py", 0, "def area(x):")])
+    picked = pick_definitions(index, ["area", "missing"], exclude="file:///a.py")
+    assert [d.path for d in picked] == ["file:///b.py"]
+
+
+def test_recent_snippets() -> None:
+    snippets = RecentSnippets(size=2, radius=1)
+    lines = split_lines("a\nb\nc\nd\ne\n")
+    snippets.touch("file:///x", lines, 2)
+    snippets.touch("file:///y", lines, 0)
+    snippets.touch("file:///x", lines, 3)  # same region of x: replaces, becomes newest
+    assert [(s.uri, s.text) for s in snippets.others("file:///z")] == [
+        ("file:///x", "c\nd\ne"),
+        ("file:///y", "a\nb"),
+    ]
+    assert [s.uri for s in snippets.others("file:///x")] == ["file:///y"]
+    snippets.forget("file:///y")
+    assert snippets.others("file:///x") == []
+
+
+def test_workspace_indexer_skips_ignored_and_binary_files(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "util.py").write_text("def helper(x):\n    return x\n")
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "dep.js").write_text("function hidden() {}\n")
+    (tmp_path / "blob.py").write_bytes(b"def f():\x00\n")
+    (tmp_path / "open.py").write_text("def opened():\n    pass\n")
+    index = SymbolIndex()
+    indexer = WorkspaceIndexer(index)
+    indexer.start([tmp_path], skip=lambda uri: uri.endswith("open.py"))
+    assert indexer.done.wait(30)
+    assert [d.name for d in index.lookup("helper")] == ["helper"]
+    assert index.lookup("hidden") == [] and index.lookup("f") == [] and index.lookup("opened") == []
+    assert indexer.files == 1
