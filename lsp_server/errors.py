@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pygls.exceptions import JsonRpcException
+
 
 class FimlsError(Exception):
     """Base class for errors whose message is shown to the user as is."""
@@ -17,3 +19,10 @@ class TemplateError(FimlsError):
 
 class DocumentError(FimlsError):
     """A request names a document or position that does not exist."""
+
+
+class RequestFailed(JsonRpcException):
+    """A valid request that cannot be served now (LSP ``RequestFailed``, -32803)."""
+
+    CODE = -32803
+    MESSAGE = "RequestFailed"

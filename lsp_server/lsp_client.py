@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -185,6 +186,23 @@ class FimlsClient(LanguageClient):
         """Read ``fimls/stats``."""
         result: dict[str, Any] = plain(await self.protocol.send_request_async("fimls/stats", {}))
         return result
+
+    async def prompt(self, uri: str, line: int, character: int) -> dict[str, Any]:
+        """Read ``fimls/prompt``: the prompt a completion at a position would send."""
+        params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
+        result: dict[str, Any] = plain(
+            await self.protocol.send_request_async("fimls/prompt", params)
+        )
+        return result
+
+    async def wait_index(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the workspace index is built; return the stats' ``index``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            index: dict[str, Any] = (await self.stats())["index"]
+            if index["done"] or time.monotonic() > deadline:
+                return index
+            await asyncio.sleep(0.1)
 
     async def stop(self, timeout: float = 10.0) -> int:
         """Send shutdown and exit; return the server's exit code."""

@@ -11,7 +11,6 @@ from typing import Any
 from pygls.exceptions import JsonRpcException
 
 from lsp_server.documents import index_to_column, split_lines
-from lsp_server.jsonvalue import plain
 from lsp_server.lsp_client import FimlsClient, server_command
 from lsp_server.workspace import LANGUAGES
 
@@ -59,16 +58,10 @@ async def fetch_prompt(
         status = await client.wait_model()
         if status.get("state") != "ready":
             raise RuntimeError(f"the model did not load: {status.get('message')}")
-        for _ in range(300):  # cross-file context comes from the workspace index
-            if (await client.stats())["index"]["done"]:
-                break
-            await asyncio.sleep(0.2)
+        await client.wait_index(60)  # cross-file context comes from the workspace index
         uri = path.resolve().as_uri()
         client.open(uri, text, LANGUAGES.get(path.suffix, "plaintext"))
-        params = {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}}
-        result: dict[str, Any] = plain(
-            await client.protocol.send_request_async("fimls/prompt", params)
-        )
+        result = await client.prompt(uri, line, character)
         return {**result, "model": status.get("model")}
     finally:
         await client.stop()

@@ -159,23 +159,39 @@ def _signature(node: Node, container: Node | None, source: bytes, grammar: str) 
     return "\n".join(parts)[:MAX_SIGNATURE]
 
 
-class SymbolIndex:
-    """Definitions by name across files; safe to use from several threads."""
+def _size(d: Definition) -> int:
+    """Characters a definition holds (a memory bound, not an exact measure)."""
+    return len(d.name) + len(d.signature) + 64
 
-    def __init__(self, max_files: int = 5000) -> None:
+
+class SymbolIndex:
+    """Definitions by name across files; safe to use from several threads.
+
+    Bounded in files and in the characters of the definitions it holds: a file that
+    would exceed either is not added (its place goes to the files indexed earlier).
+    """
+
+    def __init__(self, max_files: int = 5000, max_chars: int = 32 * 1024 * 1024) -> None:
         self._lock = threading.Lock()
         self._files: dict[str, list[Definition]] = {}
         self._by_name: dict[str, list[Definition]] = {}
+        self._chars = 0
         self.max_files = max_files
+        self.max_chars = max_chars
 
     def set_file(self, path: str, definitions: Iterable[Definition]) -> bool:
         """Replace a file's definitions; False when the index is full."""
+        defs = list(definitions)
+        size = sum(_size(d) for d in defs)
         with self._lock:
+            old = sum(_size(d) for d in self._files.get(path, ()))
             if path not in self._files and len(self._files) >= self.max_files:
                 return False
+            if self._chars - old + size > self.max_chars:
+                return False
             self._drop(path)
-            defs = list(definitions)
             self._files[path] = defs
+            self._chars += size
             for d in defs:
                 self._by_name.setdefault(d.name, []).append(d)
             return True
@@ -200,7 +216,15 @@ class SymbolIndex:
         with self._lock:
             return sum(len(v) for v in self._files.values())
 
+    @property
+    def chars(self) -> int:
+        """Characters held, by the measure that bounds the index."""
+        with self._lock:
+            return self._chars
+
     def _drop(self, path: str) -> None:
+        for d in self._files.get(path, ()):
+            self._chars -= _size(d)
         for d in self._files.pop(path, ()):
             same = self._by_name.get(d.name)
             if same is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.errors import DocumentError
+from lsp_server.errors import DocumentError, RequestFailed
 from lsp_server.jsonvalue import plain
 from lsp_server.server import PROMPT, STATS
 
@@ -52,6 +52,7 @@ def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
     index = {
         "files": len(ls.index),
         "definitions": ls.index.definitions,
+        "chars": ls.index.chars,
         "workspaceFilesRead": ls.indexer.files,
         "done": ls.indexer.done.is_set(),
         "seconds": round(ls.indexer.seconds, 2),
@@ -77,5 +78,5 @@ async def prompt(ls: FimLanguageServer, params: Any) -> dict[str, object]:
     except (KeyError, TypeError, DocumentError) as exc:
         raise JsonRpcInvalidParams(f"fimls/prompt: {exc}") from None
     if not ls.worker.ready:
-        raise JsonRpcInvalidParams(f"fimls/prompt: the model is not ready ({ls.worker.message})")
+        raise RequestFailed(f"fimls/prompt: the model is not ready ({ls.worker.message})")
     return await ls.completions.prompt(doc, cursor, ls.settings)

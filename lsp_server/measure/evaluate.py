@@ -97,11 +97,7 @@ class ServerAnswerer:
         if status.get("state") != "ready":
             raise RuntimeError(f"the model did not load: {status.get('message')}")
         # the workspace index feeds cross-file context: let it finish first
-        for _ in range(600):
-            stats = await self._client.stats()
-            if stats["index"]["done"]:
-                break
-            await asyncio.sleep(0.2)
+        await self._client.wait_index()
         model: dict[str, Any] = status.get("model") or {}
         return model
 

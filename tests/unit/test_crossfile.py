@@ -101,6 +101,22 @@ def test_index_replaces_and_bounds_files() -> None:
     assert index.lookup("f") == [] and len(index) == 1
 
 
+def test_index_bounds_the_characters_it_holds() -> None:
+    big = [Definition(f"f{i}", "function", "a", i, "def f(): ..." * 10) for i in range(10)]
+    index = SymbolIndex(max_chars=3000)
+    assert index.set_file("a", big)
+    held = index.chars
+    assert 0 < held <= 3000
+    assert not index.set_file("b", big)  # would exceed the bound
+    assert index.lookup("f0") and index.chars == held
+    assert index.set_file("a", big[:2])  # replacing frees what the file held
+    assert index.chars < held
+    assert index.set_file("b", big[2:5])
+    index.remove_file("a")
+    index.remove_file("b")
+    assert index.chars == 0
+
+
 def test_nearby_names_prefer_imports_then_distance_and_skip_the_typed_word() -> None:
     lines = split_lines(
         "from shapes import Circle, area\nimport helpers\n\n"
