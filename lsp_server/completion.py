@@ -95,7 +95,8 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> li
     overhead = len(head) + template.overhead - len(template.bos) + count(block)
     prefix_budget, suffix_budget = budgets(settings, engine.n_ctx, overhead)
     windows = fit_windows(plan, count, prefix_budget, suffix_budget)
-    prefix = block + windows.prefix[: len(windows.prefix) - len(plan.healed)]
+    healed = len(plan.healed) if settings.completion.postprocess else 0
+    prefix = block + windows.prefix[: len(windows.prefix) - healed]
     prefix_ids = engine.tokenize(prefix)
     suffix_ids = engine.tokenize(windows.suffix)
     # Per-line counts can differ slightly from tokenizing the joined text: trim to fit.
@@ -224,6 +225,8 @@ def complete(
     """
     result = generate(engine, cancel, plan, settings)
     record(result)
+    if not settings.completion.postprocess:
+        return Outcome(unprocessed(result.text, plan), (result,))
     text, why = finish_why(result.text, plan)
     generations: tuple[GenerationResult, ...] = (result,)
     retried = ""
@@ -277,9 +280,28 @@ def complete(
     return Outcome(None, generations, f"{first}: dropped")
 
 
+def unprocessed(text: str, plan: CompletionPlan) -> str | None:
+    """The model's text as the stop rules left it, without trailing whitespace."""
+    if plan.mode is Mode.SINGLE_LINE:
+        text = text.split("\n", 1)[0]
+    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+    return text.replace("\n", plan.eol) if text.strip() else None
+
+
 def first_banned(engine: Engine, result: GenerationResult) -> frozenset[int]:
     """The tokens a retry may not start with: the first one generated, or every end token."""
     return frozenset(result.tokens[:1]) if result.tokens else engine.end_ids
+
+
+def skipped_at(
+    doc: TextDocument, cursor: Cursor, settings: Settings, syntax: DocumentSyntax | None
+) -> str | None:
+    """``comment`` or ``string`` where an automatic completion is not made, else None."""
+    if syntax is None or not settings.completion.skip_comments_and_strings:
+        return None
+    source = doc.encoded()
+    tree = syntax.tree(source)
+    return cursor_context(tree, doc.byte_offset(cursor.line, cursor.index), source)
 
 
 class CompletionService:
@@ -318,14 +340,11 @@ class CompletionService:
         if not self._worker.ready:
             self._record("not-ready", started)
             return None
-        source = doc.encoded() if syntax is not None else b""
-        if syntax is not None and not invoked and settings.completion.skip_comments_and_strings:
-            tree = syntax.tree(source)
-            where = cursor_context(tree, doc.byte_offset(cursor.line, cursor.index), source)
-            if where is not None:
-                self._record("skipped", started)
-                log.debug("no completion inside a %s at %s:%d", where, doc.uri, cursor.line)
-                return None
+        where = None if invoked else skipped_at(doc, cursor, settings, syntax)
+        if where is not None:
+            self._record("skipped", started)
+            log.debug("no completion inside a %s at %s:%d", where, doc.uri, cursor.line)
+            return None
         plan = self.plan(doc, cursor, settings)
         check = None
         if syntax is not None and settings.completion.syntax_check:
@@ -387,15 +406,27 @@ class CompletionService:
             pieces=self._context(doc, cursor, settings) if self._context else (),
         )
 
-    async def prompt(self, doc: TextDocument, cursor: Cursor, settings: Settings) -> dict[str, Any]:
-        """The prompt a completion at the cursor would send, in marked segments."""
+    async def prompt(
+        self,
+        doc: TextDocument,
+        cursor: Cursor,
+        settings: Settings,
+        syntax: DocumentSyntax | None = None,
+    ) -> dict[str, Any]:
+        """The prompt a completion at the cursor would send, in marked segments.
+
+        ``mode`` is ``none`` where an automatic request gets no completion (``skipped``
+        says why); an invoked one would send this prompt.
+        """
         plan = self.plan(doc, cursor, settings)
+        where = skipped_at(doc, cursor, settings, syntax)
 
         def job(engine: Engine, cancel: threading.Event) -> dict[str, Any]:
             tokens = build_prompt(engine, plan, settings)
             return {
                 "template": engine.template.template.name,
-                "mode": plan.mode.value,
+                "mode": "none" if where else plan.mode.value,
+                "skipped": where,
                 "tokens": len(tokens),
                 "segments": [
                     {"special": special, "text": text} for special, text in engine.segments(tokens)

@@ -137,6 +137,12 @@ class CompletionSettings:
         "completion before the first line that adds a syntax error; retry a single line "
         "that adds one once with another first token, else drop it.",
     )
+    postprocess: bool = _setting(
+        True,
+        "Clean up what the model writes: token healing, indentation, overlap with the "
+        "suffix, the syntax check and the retries. Off: only the stop rules and trailing "
+        "whitespace (for measuring what post-processing adds).",
+    )
     fallback: Fallback = _setting(
         "auto",
         "Offer `textDocument/completion` (one item with the whole suggestion): `auto` only "

@@ -89,7 +89,9 @@ def main(location: str, model: str | None, settings: dict[str, Any] | None) -> i
     m = result.get("model") or {}
     print(f"model:    {m.get('name')} ({m.get('path')})")
     print(f"template: {result['template']}")
-    print(f"mode:     {result['mode']}")
+    skipped = result.get("skipped")
+    why = f" (inside a {skipped}: only an invoked completion)" if skipped else ""
+    print(f"mode:     {result['mode']}{why}")
     print(f"tokens:   {result['tokens']}")
     print("-" * 72)
     print(render(result, sys.stdout.isatty()))

@@ -79,4 +79,4 @@ async def prompt(ls: FimLanguageServer, params: Any) -> dict[str, object]:
         raise JsonRpcInvalidParams(f"fimls/prompt: {exc}") from None
     if not ls.worker.ready:
         raise RequestFailed(f"fimls/prompt: the model is not ready ({ls.worker.message})")
-    return await ls.completions.prompt(doc, cursor, ls.settings)
+    return await ls.completions.prompt(doc, cursor, ls.settings, ls.syntax.get(uri))

@@ -152,3 +152,17 @@ async def test_prompt_for_an_unknown_document_is_invalid_params(server: FimlsCli
     with pytest.raises(JsonRpcInvalidParams):
         await server.prompt("file:///nowhere/missing.py", 0, 0)
     assert (await server.stats())["state"] == "ready"
+
+
+async def test_prompt_says_where_no_automatic_completion_is_made(
+    server: FimlsClient, tmp_path: Path
+) -> None:
+    uri = (tmp_path / "strings.py").as_uri()
+    server.open(uri, 'x = "hello world"  # a note\ny = \n')
+    in_string = await server.prompt(uri, 0, 8)
+    assert in_string["mode"] == "none" and in_string["skipped"] == "string"
+    in_comment = await server.prompt(uri, 0, 24)
+    assert in_comment["mode"] == "none" and in_comment["skipped"] == "comment"
+    code = await server.prompt(uri, 1, 4)
+    assert code["mode"] == "single-line" and code["skipped"] is None
+    assert not (await server.inline(uri, 0, 8)).items

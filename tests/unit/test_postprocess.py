@@ -155,3 +155,14 @@ def test_code_is_expected_after_openers_operators_and_keywords() -> None:
     ]
     for text, line, col, language, expected in cases:
         assert expects_code(plan(text, line, col, language)) is expected, (text, col)
+
+
+def test_unprocessed_text_keeps_what_the_model_wrote() -> None:
+    from lsp_server.completion import unprocessed
+
+    p = plan("def f(x):\n    return \n", 1, 11)
+    assert unprocessed(" x + 1  \nmore", p) == " x + 1"  # only the line and its end trimmed
+    assert unprocessed("   \n", p) is None
+    block = plan("def f(x):\n    \n", 1, 4)
+    assert block.mode is Mode.MULTI_LINE
+    assert unprocessed("y = x  \n    return y\n\n", block) == "y = x\n    return y"
