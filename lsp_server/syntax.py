@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 from tree_sitter import Language, Node, Parser, Point, Tree
 
+from lsp_server.workspace import LANGUAGES
+
 log = logging.getLogger(__name__)
 
 #: Documents larger than this get no tree (parsing them on a keystroke would stall).
@@ -54,41 +56,7 @@ LANGUAGE_IDS = {
 }
 
 #: File extension -> grammar name, when the languageId is unknown.
-EXTENSIONS = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".jsx": "javascript",
-    ".ts": "typescript",
-    ".mts": "typescript",
-    ".cts": "typescript",
-    ".tsx": "tsx",
-    ".go": "go",
-    ".rs": "rust",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".cxx": "cpp",
-    ".hpp": "cpp",
-    ".hh": "cpp",
-    ".java": "java",
-    ".rb": "ruby",
-    ".lua": "lua",
-    ".sh": "bash",
-    ".bash": "bash",
-    ".zsh": "bash",
-    ".php": "php",
-    ".kt": "kotlin",
-    ".kts": "kotlin",
-    ".swift": "swift",
-    ".scala": "scala",
-    ".sc": "scala",
-    ".hs": "haskell",
-    ".zig": "zig",
-}
+EXTENSIONS = {ext: LANGUAGE_IDS[language] for ext, language in LANGUAGES.items()}
 
 
 def grammar_for(language_id: str, uri: str) -> str | None:
