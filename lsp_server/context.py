@@ -21,6 +21,8 @@ CHARS_PER_TOKEN_BOUND = 8
 #: Line endings after which the next lines form a block (a cheap, language-agnostic test).
 BLOCK_OPENERS = ("{", "(", "[", ":", "=>", "->")
 BLOCK_OPENER_WORDS = ("do", "then", "else", "begin", "in", "of", "where")
+#: A block's parameters after its opener: Ruby's ``do |item|`` and ``{ |a, b|``.
+_BLOCK_PARAMETERS = re.compile(r"(\bdo|\{)\s*\|[^|]*\|$")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def indent_width(line: str, tab: int = 4) -> int:
 def ends_with_block_opener(text: str) -> bool:
     """Whether a line ends where a block body should follow (``:``, ``{``, ``do``, ...)."""
     stripped = text.rstrip()
-    if stripped.endswith(BLOCK_OPENERS):
+    if stripped.endswith(BLOCK_OPENERS) or _BLOCK_PARAMETERS.search(stripped):
         return True
     words = stripped.split()
     return bool(words) and words[-1] in BLOCK_OPENER_WORDS

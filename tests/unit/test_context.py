@@ -33,6 +33,14 @@ from tests.helpers import plan
         ("for x in xs do", "", None, Mode.MULTI_LINE),
         ("def f(x):", "", 4, Mode.SINGLE_LINE),
         ("def f(x):", "  # comment", None, Mode.SINGLE_LINE),
+        ("func main() {", "", 0, Mode.MULTI_LINE),  # Go
+        ("items.each do |item|", "", 0, Mode.MULTI_LINE),  # Ruby
+        ("items.map { |a, b|", "", 0, Mode.MULTI_LINE),  # Ruby
+        ("if x > 0 then", "", 0, Mode.MULTI_LINE),  # Lua
+        ("area shape = go shape", "", None, Mode.SINGLE_LINE),  # Haskell, no opener
+        ("  where", "", 0, Mode.MULTI_LINE),  # Haskell
+        ("const f = (x: number) =>", "", 0, Mode.MULTI_LINE),  # TypeScript
+        ("fn main() {", "}", None, Mode.SINGLE_LINE),  # Rust, the editor closed the brace
     ],
 )
 def test_choose_mode(before: str, after: str, next_indent: int | None, mode: Mode) -> None:

@@ -124,6 +124,11 @@ def test_cursor_in_comments_and_strings(
         ("javascript", "function f(x) {\n  ", "\n}\n", "return x;", "return x; }"),
         ("go", "package m\nfunc f() int {\n\t", "\n}\n", "return 1", "return 1 }"),
         ("rust", "fn f() -> i32 {\n    ", "\n}\n", "1", "1 }}"),
+        ("typescript", "function f(x: number) {\n  ", "\n}\n", "return x;", "return x: }"),
+        ("java", "class A {\n  int f() {\n    ", "\n  }\n}\n", "return 1;", "return 1 }}"),
+        ("c", "int f(void) {\n  ", "\n}\n", "return 1;", "return 1; }"),
+        ("ruby", "def f(x)\n  ", "\nend\n", "x * 2", "x * (2"),
+        ("lua", "function f(x)\n  ", "\nend\n", "return x", "return x end"),
     ],
 )
 def test_syntax_check_flags_new_errors_only(
@@ -143,3 +148,20 @@ def test_keepable_lines_cuts_a_block_that_closes_too_early() -> None:
     check = SyntaxCheck("javascript", "function f(x) {\n  ", "\n}\n")
     completion = "const y = x * 2;\n  return y;\n}\n}"
     assert check.keepable_lines(completion, check.errors()) == 2
+
+
+@pytest.mark.parametrize(
+    "grammar,before,after,completion,kept",
+    [
+        ("python", "def f(xs):\n    ", "\n", "total = 0\n    for x in xs:\n        total += x)", 2),
+        ("go", "package m\nfunc f() int {\n\t", "\n}\n", "x := 1\n\treturn x\n}\n}", 2),
+        ("lua", "function f(x)\n  ", "\nend\n", "local y = x\n  return y\nend\nend", 2),
+    ],
+)
+def test_keepable_lines_in_several_languages(
+    grammar: str, before: str, after: str, completion: str, kept: int
+) -> None:
+    from lsp_server.syntax import SyntaxCheck
+
+    check = SyntaxCheck(grammar, before, after)
+    assert check.keepable_lines(completion, check.errors()) == kept
