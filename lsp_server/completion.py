@@ -29,8 +29,9 @@ from lsp_server.context import (
 from lsp_server.documents import Cursor, TextDocument
 from lsp_server.engine import Engine, Generation, GenerationResult, Sampling
 from lsp_server.postprocess import (
+    LINE_COMMENTS,
+    comment_only,
     expects_code,
-    finish,
     finish_why,
     makes_dead_code,
     stop_rule,
@@ -80,7 +81,10 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> li
     """
     template = engine.template
     count = engine.count_tokens
-    chosen = choose_pieces(plan.pieces, count, settings)
+    # other files' context takes at most a quarter of the room: the file being edited
+    # keeps the rest
+    share = max(0, (engine.n_ctx - settings.completion.max_tokens) // 4)
+    chosen = choose_pieces(plan.pieces, count, settings, share)
     files = group_pieces(chosen)
     head = list(template.bos)
     block = ""
@@ -107,13 +111,22 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> li
 
 
 def choose_pieces(
-    pieces: Sequence[ContextPiece], count: Callable[[str], int], settings: Settings
+    pieces: Sequence[ContextPiece],
+    count: Callable[[str], int],
+    settings: Settings,
+    limit: int | None = None,
 ) -> list[ContextPiece]:
-    """The most relevant pieces within each kind's token budget, in a stable order."""
+    """The most relevant pieces within each kind's token budget, in a stable order.
+
+    The budgets shrink in proportion when together they exceed ``limit`` tokens.
+    """
     budget = {
         "definition": settings.context.cross_file_tokens if settings.context.cross_file else 0,
         "recent": settings.context.recent_tokens if settings.context.recent else 0,
     }
+    total = sum(budget.values())
+    if limit is not None and total > limit:
+        budget = {kind: value * limit // total for kind, value in budget.items()}
     used = dict.fromkeys(budget, 0)
     chosen = []
     for piece in pieces:
@@ -132,43 +145,30 @@ def group_pieces(pieces: Sequence[ContextPiece]) -> list[tuple[str, str]]:
     return [(path, "\n\n".join(texts)) for path, texts in files.items()]
 
 
-#: Line comment markers by LSP language id ("//" when not listed).
-LINE_COMMENTS = {
-    **dict.fromkeys(
-        [
-            "python",
-            "ruby",
-            "shellscript",
-            "sh",
-            "bash",
-            "perl",
-            "r",
-            "yaml",
-            "toml",
-            "elixir",
-            "julia",
-            "nim",
-            "powershell",
-            "makefile",
-            "dockerfile",
-            "cmake",
-            "coffeescript",
-        ],
-        "#",
-    ),
-    **dict.fromkeys(["lua", "haskell", "sql", "elm", "ada", "purescript"], "--"),
-    **dict.fromkeys(["lisp", "clojure", "scheme", "racket", "fennel"], ";"),
+#: Block comment delimiters of languages without line comments.
+BLOCK_COMMENTS = {
+    "css": ("/*", "*/"),
+    **dict.fromkeys(["html", "xml", "markdown", "svg"], ("<!--", "-->")),
 }
+
+#: Languages where no comment can carry context (it would become part of the data).
+NO_COMMENTS = frozenset({"json", "plaintext", "csv"})
 
 
 def comment_block(files: Sequence[tuple[str, str]], language_id: str) -> str:
-    """Context from other files as line comments, for the top of the prefix."""
-    mark = LINE_COMMENTS.get(language_id, "//")
-    out = [f"{mark} Context from other files:"]
+    """Context from other files as comments, for the top of the prefix ("" if none fit)."""
+    if not files or language_id in NO_COMMENTS:
+        return ""
+    lines = ["Context from other files:"]
     for path, text in files:
-        out.append(f"{mark} {path}")
-        out.extend(f"{mark} {line}".rstrip() for line in text.split("\n"))
-    return "\n".join(out) + "\n\n"
+        lines.append(path)
+        lines.extend(text.split("\n"))
+    if language_id in BLOCK_COMMENTS:
+        start, end = BLOCK_COMMENTS[language_id]
+        body = "\n".join(lines).replace(end, "")
+        return f"{start}\n{body}\n{end}\n\n"
+    mark = LINE_COMMENTS.get(language_id, "//")
+    return "\n".join(f"{mark} {line}".rstrip() for line in lines) + "\n\n"
 
 
 def generate(
@@ -216,68 +216,87 @@ def complete(
 ) -> Outcome:
     """Generate, finish and check a completion (runs on the model thread).
 
-    With a syntax check, a multi-line completion is cut after its last line that adds no
-    syntax error. A single-line completion that adds one, or that jumps out of its block
-    (``return``...) before code at its depth, is generated once more with its first
-    token banned; a syntax error that persists drops it. An empty completion where code
-    must follow (:func:`expects_code`) is generated once more without its first token.
-    There is at most one retry.
+    A completion with a flaw is generated once more with its first token banned (at
+    most one retry): an empty one where code must follow (:func:`expects_code`; then no
+    end token or line break may come first either), one line that repeats the next
+    code line, adds a syntax error, or jumps out (``return``...) before code at its
+    depth, and a comment alone where code must follow. With a syntax check, a block is
+    cut after its last line that adds no syntax error. When the retry is no better,
+    dead code or a comment is still shown; the other flaws show nothing.
     """
-    result = generate(engine, cancel, plan, settings)
-    record(result)
-    if not settings.completion.postprocess:
-        return Outcome(unprocessed(result.text, plan), (result,))
-    text, why = finish_why(result.text, plan)
-    generations: tuple[GenerationResult, ...] = (result,)
-    retried = ""
-    if why == "empty" and not result.cancelled and expects_code(plan):
-        # the model ended (or left the line) where code must follow: once more, starting
-        # with neither that token nor an end (nor a line break, for one line)
-        banned = first_banned(engine, result) | engine.end_ids
-        if plan.mode is Mode.SINGLE_LINE:
-            banned |= engine.line_break_ids
+
+    def attempt(banned: frozenset[int] = frozenset()) -> GenerationResult:
         result = generate(engine, cancel, plan, settings, banned)
         record(result)
-        generations += (result,)
-        text, why = finish_why(result.text, plan)
-        retried = "empty: retried"
-    if result.cancelled or (text is None and (why != "repeat" or plan.mode is Mode.MULTI_LINE)):
-        return Outcome(text, generations, retried)
+        return result
+
+    first = attempt()
+    if not settings.completion.postprocess:
+        return Outcome(unprocessed(first.text, plan), (first,))
     baseline = check.errors() if check is not None else 0
+    text, flaw, note = judge(first.text, plan, check, baseline)
+    if first.cancelled or flaw is None or not retry_worth(flaw, plan):
+        return Outcome(text if flaw in SOFT_FLAWS or flaw is None else None, (first,), note)
+    banned = first_banned(engine, first)
+    if flaw == "empty":
+        banned |= engine.end_ids
+        if plan.mode is Mode.SINGLE_LINE:
+            banned |= engine.line_break_ids
+    second = attempt(banned)
+    generations = (first, second)
+    if second.cancelled:
+        return Outcome(None, generations)
+    retried, flaw2, note2 = judge(second.text, plan, check, baseline)
+    if flaw2 is None:
+        return Outcome(retried, generations, f"{flaw}: retried" + (f"; {note2}" if note2 else ""))
+    if flaw in SOFT_FLAWS:
+        return Outcome(text, generations, f"{flaw}: kept")
+    if flaw2 in SOFT_FLAWS:
+        return Outcome(retried, generations, f"{flaw}: retried, {flaw2}")
+    return Outcome(None, generations, f"{flaw}: dropped")
+
+
+#: Flaws that still leave something worth showing when a retry does no better.
+SOFT_FLAWS = frozenset({"dead code", "comment"})
+
+
+def retry_worth(flaw: str, plan: CompletionPlan) -> bool:
+    """Whether a flaw is worth a second generation."""
+    if flaw in ("empty", "comment"):
+        return expects_code(plan)
+    return plan.mode is Mode.SINGLE_LINE  # a block is cut, not retried
+
+
+def judge(
+    raw: str, plan: CompletionPlan, check: SyntaxCheck | None, baseline: int
+) -> tuple[str | None, str | None, str]:
+    """The text to show, its flaw (None when there is none) and a note for the log.
+
+    Flaws: ``empty``, ``repeat`` (it only repeats the code after the cursor),
+    ``syntax`` (it adds a syntax error; a block is cut before that instead),
+    ``dead code`` and ``comment``.
+    """
+    text, why = finish_why(raw, plan)
+    if text is None:
+        return None, why, ""
+    note = ""
     if plan.mode is Mode.MULTI_LINE:
-        assert text is not None
-        if check is None:
-            return Outcome(text, generations, retried)
-        lines = text.split(plan.eol)
-        keep = check.keepable_lines(text, baseline)
-        if keep == len(lines):
-            return Outcome(text, generations, retried)
-        kept = plan.eol.join(lines[:keep]).rstrip()
-        return Outcome(kept or None, generations, f"syntax: kept {keep} of {len(lines)} lines")
-
-    def flaw(candidate: str) -> str | None:
-        if check is not None and check.errors(candidate) > baseline:
-            return "syntax"
-        if makes_dead_code(candidate, plan):
-            return "dead code"
-        return None
-
-    # a line that repeats the code after the cursor, adds a syntax error or jumps out
-    # before code at its depth gets a second chance without its first token (one retry
-    # in all: not after an empty one)
-    first = flaw(text) if text is not None else "repeat"
-    if first is None or retried:
-        keep = first is None or first == "dead code"
-        return Outcome(text if keep else None, generations, first or retried)
-    retry = generate(engine, cancel, plan, settings, first_banned(engine, result))
-    record(retry)
-    generations += (retry,)
-    second = finish(retry.text, plan)
-    if second is not None and flaw(second) is None:
-        return Outcome(second, generations, f"{first}: retried")
-    if first == "dead code":  # valid code, only suspicious: better than nothing
-        return Outcome(text, generations, "dead code: kept")
-    return Outcome(None, generations, f"{first}: dropped")
+        if check is not None:
+            lines = text.split(plan.eol)
+            keep = check.keepable_lines(text, baseline)
+            if keep < len(lines):
+                note = f"syntax: kept {keep} of {len(lines)} lines"
+                text = plan.eol.join(lines[:keep]).rstrip()
+                if not text:
+                    return None, "syntax", note
+    else:
+        if check is not None and check.errors(text) > baseline:
+            return text, "syntax", note
+        if makes_dead_code(text, plan):
+            return text, "dead code", note
+    if comment_only(text, plan.language_id):
+        return text, "comment", note
+    return text, None, note
 
 
 def unprocessed(text: str, plan: CompletionPlan) -> str | None:

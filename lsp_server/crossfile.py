@@ -22,6 +22,7 @@ from pathlib import Path
 from lsp_server.documents import content
 from lsp_server.symbols import Definition, SymbolIndex, extract
 from lsp_server.syntax import EXTENSIONS
+from lsp_server.workspace import is_source, source_files
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ _COMMON = frozenset(
 )
 
 
+#: Characters of one line that :func:`nearby_names` reads (minified code has long lines).
+MAX_LINE_CHARS = 1000
+#: Most names :func:`nearby_names` returns.
+MAX_NAMES = 200
+
+
 def nearby_names(
     lines: Sequence[str], line: int, index: int, before: int = 40, after: int = 10
 ) -> list[str]:
@@ -54,19 +61,22 @@ def nearby_names(
     imported: list[str] = []
     for text in lines[: min(len(lines), 300)]:
         if _IMPORT.match(text):
-            imported.extend(_IDENT.findall(content(text)))
-    current = content(lines[line])[:index]
+            imported.extend(_IDENT.findall(content(text)[:MAX_LINE_CHARS]))
+    current = content(lines[line])[:index][-MAX_LINE_CHARS:]
     word_end = len(current.rstrip(_WORD_CHARS))
     order = list(reversed(_IDENT.findall(current[:word_end])))
     for distance in range(1, max(before, after) + 1):
         if distance <= before and line - distance >= 0:
-            order.extend(reversed(_IDENT.findall(content(lines[line - distance]))))
+            text = content(lines[line - distance])[:MAX_LINE_CHARS]
+            order.extend(reversed(_IDENT.findall(text)))
         if distance <= after and line + distance < len(lines):
-            order.extend(_IDENT.findall(content(lines[line + distance])))
+            order.extend(_IDENT.findall(content(lines[line + distance])[:MAX_LINE_CHARS]))
     seen: dict[str, None] = {}
     for name in [*imported, *order]:
         if len(name) > 1 and name not in _COMMON:
             seen.setdefault(name, None)
+            if len(seen) >= MAX_NAMES:
+                break
     return list(seen)
 
 
@@ -131,7 +141,15 @@ class RecentSnippets:
 
 
 class WorkspaceIndexer:
-    """Index the definitions of a workspace's source files in a background thread."""
+    """Keep a symbol index of the workspace, from one background thread.
+
+    :meth:`start` indexes the workspace folders' files; :meth:`update` re-indexes an
+    open document from its text, :meth:`reload` a closed one from disk, and
+    :meth:`remove` drops one. All the parsing happens on the indexer's thread, never on
+    the caller's (the server's event loop); updates of one document coalesce, and the
+    folder walk applies pending updates between files, so an open document's text
+    always wins over its file on disk. ``done`` is set whenever no work is pending.
+    """
 
     def __init__(
         self,
@@ -141,40 +159,117 @@ class WorkspaceIndexer:
         max_total_bytes: int = 64 << 20,
     ) -> None:
         self.index = index
-        self._max_files = max_files
-        self._max_file_bytes = max_file_bytes
+        self.max_files = max_files
+        self.max_file_bytes = max_file_bytes
         self._max_total = max_total_bytes
         self._stop = threading.Event()
+        self._lock = threading.Condition()
+        self._walks: list[tuple[list[Path], Callable[[str], bool]]] = []
+        self._changes: OrderedDict[str, Callable[[], None]] = OrderedDict()
         self._thread: threading.Thread | None = None
         self.files = 0
         self.seconds = 0.0
-        self.done = threading.Event()  # set whenever no indexing is running
+        self.done = threading.Event()  # set whenever no indexing is pending
         self.done.set()
 
     def start(self, folders: Sequence[Path], skip: Callable[[str], bool]) -> None:
         """Index the folders' files (``skip(uri)`` for documents that are open)."""
-        self.stop()
-        self._stop = threading.Event()
-        self.done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(list(folders), skip), name="fimls-index", daemon=True
-        )
-        self._thread.start()
+        self._submit(walk=(list(folders), skip))
+
+    def update(self, uri: str, grammar: str | None, source: bytes) -> None:
+        """Index an open document's text with its grammar (None: it has no definitions)."""
+        if grammar is None or len(source) > self.max_file_bytes:
+            self._submit(uri, lambda: self.index.remove_file(uri))
+        else:
+            self._submit(uri, lambda: self._index(uri, grammar, source))
+
+    def reload(self, uri: str, path: Path) -> None:
+        """Index a file from disk (a document was closed), or forget it if it is gone."""
+
+        def job() -> None:
+            if is_source(path, self.max_file_bytes):
+                try:
+                    self.index_file(uri, path.suffix, path.read_bytes())
+                    return
+                except OSError:
+                    pass
+            self.index.remove_file(uri)
+
+        self._submit(uri, job)
+
+    def remove(self, uri: str) -> None:
+        """Forget a document's definitions."""
+        self._submit(uri, lambda: self.index.remove_file(uri))
 
     def stop(self) -> None:
         """Stop indexing (the index keeps what it has)."""
         self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        self.done.set()
 
-    def _run(self, folders: list[Path], skip: Callable[[str], bool]) -> None:
-        from lsp_server.workspace import source_files
+    def index_file(self, uri: str, suffix: str, source: bytes) -> None:
+        """(Re)index one file's definitions (on the indexer's thread)."""
+        grammar = EXTENSIONS.get(suffix)
+        if grammar is not None:
+            self._index(uri, grammar, source)
 
+    def _index(self, uri: str, grammar: str, source: bytes) -> None:
+        try:
+            definitions = extract(grammar, source, uri)
+        except Exception:  # a grammar crash must not stop the index
+            log.debug("could not index %s", uri, exc_info=True)
+            return
+        self.index.set_file(uri, definitions)
+
+    def _submit(
+        self,
+        uri: str = "",
+        job: Callable[[], None] | None = None,
+        walk: tuple[list[Path], Callable[[str], bool]] | None = None,
+    ) -> None:
+        with self._lock:
+            if job is not None:
+                self._changes.pop(uri, None)
+                self._changes[uri] = job  # the newest change of a document wins
+            if walk is not None:
+                self._walks.append(walk)
+            self.done.clear()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="fimls-index", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                while not (self._walks or self._changes or self._stop.is_set()):
+                    self.done.set()
+                    self._lock.wait()
+                walk = self._walks.pop(0) if self._walks else None
+            if walk is not None:
+                self._walk(*walk)
+            self._apply_changes()
+
+    def _apply_changes(self) -> None:
+        while True:
+            with self._lock:
+                if not self._changes:
+                    return
+                _, job = self._changes.popitem(last=False)
+            try:
+                job()
+            except Exception:  # best effort: completions go on without it
+                log.exception("indexing a document failed")
+
+    def _walk(self, folders: list[Path], skip: Callable[[str], bool]) -> None:
         started = time.perf_counter()
         total = 0
         try:
             for folder in folders:
-                files = source_files(folder, set(EXTENSIONS), self._max_file_bytes, self._max_files)
+                files = source_files(folder, set(EXTENSIONS), self.max_file_bytes, self.max_files)
                 for path in files:
-                    if self._stop.is_set() or self.files >= self._max_files:
+                    if self._stop.is_set() or self.files >= self.max_files:
                         return
                     if total >= self._max_total:
                         log.info("workspace index stopped at %d MiB read", total >> 20)
@@ -189,27 +284,15 @@ class WorkspaceIndexer:
                     total += len(source)
                     self.index_file(uri, path.suffix, source)
                     self.files += 1
+                    self._apply_changes()  # open documents' text wins over their files
                     time.sleep(0.001)  # let the model thread have the CPU first
         except Exception:  # indexing is best effort; completions go on without it
             log.exception("workspace indexing failed")
         finally:
-            self.seconds = time.perf_counter() - started
+            self.seconds += time.perf_counter() - started
             log.info(
                 "indexed %d files, %d definitions in %.1f s",
                 self.files,
                 self.index.definitions,
                 self.seconds,
             )
-            self.done.set()
-
-    def index_file(self, uri: str, suffix: str, source: bytes) -> None:
-        """(Re)index one file's definitions."""
-        grammar = EXTENSIONS.get(suffix)
-        if grammar is None:
-            return
-        try:
-            definitions = extract(grammar, source, uri)
-        except Exception:  # a grammar crash must not stop the index
-            log.debug("could not index %s", uri, exc_info=True)
-            return
-        self.index.set_file(uri, definitions)

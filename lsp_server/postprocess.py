@@ -207,8 +207,8 @@ def makes_dead_code(text: str, plan: CompletionPlan) -> bool:
     often write the function's last line first.
     """
     words = text.strip().split(maxsplit=1)
-    if plan.mode is not Mode.SINGLE_LINE or not words:
-        return False
+    if plan.mode is not Mode.SINGLE_LINE or not words or plan.line_before.strip():
+        return False  # after `if (err) ` a jump is the point
     if words[0].rstrip(";:") not in _JUMPS:
         return False
     following = plan.next_code_line
@@ -247,3 +247,39 @@ def expects_code(plan: CompletionPlan) -> bool:
         return True
     words = stripped.split()
     return stripped != before and bool(words) and words[-1] in _LEADING_WORDS
+
+
+#: Line comment markers by LSP language id ("//" when not listed).
+LINE_COMMENTS = {
+    **dict.fromkeys(
+        [
+            "python",
+            "ruby",
+            "shellscript",
+            "sh",
+            "bash",
+            "perl",
+            "r",
+            "yaml",
+            "toml",
+            "elixir",
+            "julia",
+            "nim",
+            "powershell",
+            "makefile",
+            "dockerfile",
+            "cmake",
+            "coffeescript",
+        ],
+        "#",
+    ),
+    **dict.fromkeys(["lua", "haskell", "sql", "elm", "ada", "purescript"], "--"),
+    **dict.fromkeys(["lisp", "clojure", "scheme", "racket", "fennel"], ";"),
+}
+
+
+def comment_only(text: str, language_id: str) -> bool:
+    """Whether every non-blank line of a completion is a comment."""
+    marks = (LINE_COMMENTS.get(language_id, "//"), "/*", "*/", "* ")
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    return bool(lines) and all(line.startswith(marks) or line == "*" for line in lines)

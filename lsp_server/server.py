@@ -47,7 +47,7 @@ from lsp_server.documents import Cursor, DocumentStore, TextDocument
 from lsp_server.engine import EngineConfig
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
-from lsp_server.symbols import SymbolIndex, extract
+from lsp_server.symbols import SymbolIndex
 from lsp_server.syntax import MAX_SYNTAX_BYTES, ByteEdit, DocumentSyntax, grammar_for
 from lsp_server.worker import ModelState, ModelWorker, StateChange
 from lsp_server.workspace import locate, uri_path
@@ -292,6 +292,9 @@ class FimLanguageServer(LanguageServer):
 
     # -- cross-file context ---------------------------------------------------------
 
+    #: Room in the symbol index for open documents beyond ``context.indexFiles``.
+    OPEN_DOCUMENTS_ROOM = 500
+
     def start_indexing(self) -> None:
         """Index the workspace folders' definitions in the background."""
         context = self.settings.context
@@ -299,32 +302,30 @@ class FimLanguageServer(LanguageServer):
             return
         roots = [uri_path(uri) for uri in self.workspace_folders()]
         folders = [Path(str(p)) for p in roots if p is not None and Path(str(p)).is_dir()]
+        self.indexer.max_files = context.index_files
+        self.index.max_files = context.index_files + self.OPEN_DOCUMENTS_ROOM
         if folders:
-            self.indexer = WorkspaceIndexer(self.index, max_files=context.index_files)
             self.indexer.start(folders, skip=lambda uri: uri in self.documents)
 
     def index_document(self, uri: str) -> None:
-        """Put an open document's definitions in the index (from its current text)."""
-        syntax = self.syntax.get(uri)
+        """Have an open document's definitions indexed from its current text."""
         doc = self.documents.get(uri)
-        if syntax is None:
+        if not self.settings.context.cross_file or self._indexed.get(uri) == doc.version:
             return
-        source = doc.encoded()
-        self.index.set_file(uri, extract(syntax.grammar, source, uri, syntax.tree(source)))
         self._indexed[uri] = doc.version
+        syntax = self.syntax.get(uri)
+        self.indexer.update(uri, syntax.grammar if syntax else None, doc.encoded())
 
     def forget_document(self, uri: str) -> None:
         """A document was closed: index its file from disk again, if it is one."""
         self._indexed.pop(uri, None)
         self.snippets.forget(uri)
         path = uri_path(uri)
-        self.index.remove_file(uri)
-        if path is not None and Path(str(path)).is_file():
-            try:
-                source = Path(str(path)).read_bytes()
-            except OSError:
-                return
-            self.indexer.index_file(uri, Path(str(path)).suffix, source)
+        roots = [uri_path(folder) for folder in self.workspace_folders()]
+        if path is not None and any(r is not None and path.is_relative_to(r) for r in roots):
+            self.indexer.reload(uri, Path(str(path)))  # a workspace file: back to its disk text
+        else:
+            self.indexer.remove(uri)
 
     def context_pieces(
         self, doc: TextDocument, cursor: Cursor, settings: Settings
@@ -335,8 +336,8 @@ class FimLanguageServer(LanguageServer):
         folders = self.workspace_folders()
         if settings.context.cross_file:
             for other in self.documents.all():
-                if other.uri != doc.uri and self._indexed.get(other.uri) != other.version:
-                    self.index_document(other.uri)
+                if other.uri != doc.uri:
+                    self.index_document(other.uri)  # in the background, when it changed
             names = nearby_names(doc.lines, cursor.line, cursor.index)
             for d in pick_definitions(self.index, names, exclude=doc.uri):
                 pieces.append(

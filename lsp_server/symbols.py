@@ -25,8 +25,13 @@ _DEFINES = re.compile(
 )
 _NOT_DEFINES = re.compile(
     r"parameter|argument|call|field|reference|type_arguments|_body$|_list$|_declarator$"
+    r"|invocation|expression|template_function|_type$"
 )
 _FUNCTION_VALUES = {"arrow_function", "function_expression", "function", "lambda"}
+#: Definitions whose insides are local (not looked into for more definitions).
+_LOCAL_INSIDE = re.compile(r"function|method|constructor|lambda|closure|variable_declarator")
+#: Nodes that never contain definitions worth indexing (calls, expressions, strings).
+_NO_DEFINITIONS_INSIDE = re.compile(r"expression$|call|invocation|argument|string|comment|literal")
 
 MAX_SIGNATURE = 400
 MAX_SIGNATURE_LINES = 6
@@ -64,6 +69,10 @@ def _walk(root: Node) -> Iterator[tuple[Node, Node | None]]:
         if node.is_named and _is_definition(node) and _name(node) is not None:
             yield node, container
             inner = node
+            if _LOCAL_INSIDE.search(node.type):
+                continue  # what a function defines inside is local to it
+        elif node is not root and _NO_DEFINITIONS_INSIDE.search(node.type):
+            continue
         stack.extend((child, inner) for child in reversed(node.children) if child.is_named)
 
 
@@ -72,6 +81,8 @@ def _is_definition(node: Node) -> bool:
     if kind == "variable_declarator":
         value = node.child_by_field_name("value")
         return value is not None and value.type in _FUNCTION_VALUES
+    if kind.endswith("_specifier"):  # C: `struct foo *p` names a type, `struct foo {}` defines it
+        return node.child_by_field_name("body") is not None
     return bool(_DEFINES.search(kind)) and not _NOT_DEFINES.search(kind)
 
 

@@ -80,6 +80,11 @@ class ModelWorker:
         """True when a model is loaded and no newer load is pending."""
         return self.state is ModelState.READY
 
+    def _warm(self) -> None:
+        engine = self._engine
+        if engine is not None:
+            engine.warm()
+
     def load(
         self, config: EngineConfig, progress: ProgressFn | None = None
     ) -> asyncio.Future[None]:
@@ -110,7 +115,10 @@ class ModelWorker:
             if exc is not None:
                 self._set(StateChange(ModelState.ERROR, f"model load failed: {exc}", None))
             else:
-                self._set(fut.result())
+                change = fut.result()
+                self._set(change)
+                if change.state is ModelState.READY:  # first in line, before any request
+                    loop.run_in_executor(self._executor, self._warm)
 
         fut = loop.run_in_executor(self._executor, work)
         fut.add_done_callback(done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path, PurePosixPath
@@ -97,13 +98,18 @@ def locate(uri: str, folders: Sequence[str]) -> tuple[str, str]:
     return path.relative_to(best).as_posix(), best.name
 
 
+#: Most paths a walk of a folder outside git looks at (a home folder has millions).
+MAX_WALK = 200_000
+
+
 def source_files(
     root: Path, suffixes: Collection[str], max_bytes: int, limit: int = 100_000
 ) -> list[Path]:
     """Source files under a folder, skipping ignored, oversized and binary files.
 
     In a git work tree these are the files git tracks or would track (``.gitignore``
-    applies); elsewhere a walk that skips hidden folders and :data:`SKIP_DIRS`.
+    applies); elsewhere a walk that skips hidden folders and :data:`SKIP_DIRS`, and
+    stops after :data:`MAX_WALK` files.
     """
     try:
         out = subprocess.run(
@@ -123,7 +129,7 @@ def source_files(
         ).stdout
         candidates = [root / p for p in out.decode("utf-8", "replace").split("\0") if p]
     except (OSError, subprocess.SubprocessError):
-        candidates = list(_walk(root))
+        candidates = list(itertools.islice(_walk(root), MAX_WALK))
     files: list[Path] = []
     for path in sorted(candidates):
         if len(files) >= limit:
@@ -131,16 +137,20 @@ def source_files(
         inside = path.relative_to(root).parts if path.is_relative_to(root) else path.parts
         if path.suffix not in suffixes or any(part in SKIP_DIRS for part in inside):
             continue
-        try:
-            if not path.is_file() or path.stat().st_size > max_bytes:
-                continue
-            with path.open("rb") as fh:
-                if b"\0" in fh.read(8192):
-                    continue
-        except OSError:
-            continue
-        files.append(path)
+        if is_source(path, max_bytes):
+            files.append(path)
     return files
+
+
+def is_source(path: Path, max_bytes: int) -> bool:
+    """Whether a path is a readable text file of at most ``max_bytes`` (no NUL byte)."""
+    try:
+        if not path.is_file() or path.stat().st_size > max_bytes:
+            return False
+        with path.open("rb") as fh:
+            return b"\0" not in fh.read(8192)
+    except OSError:
+        return False
 
 
 def _walk(root: Path) -> Iterator[Path]:

@@ -114,7 +114,10 @@ async def test_open_documents_are_indexed_as_they_change(launch: Launch, tmp_pat
     client.open(lib, GEOMETRY)
     start_col = len("def circle_area(")
     client.change(lib, 2, "diameter_cm", (3, start_col), (3, start_col + len("radius_in_meters")))
-    text = await prompt_at_cursor(client, root)
+    # a request in another document has the edited one re-indexed in the background
+    await prompt_at_cursor(client, root)
+    assert (await client.wait_index())["done"]
+    text = text_of(await client.prompt((root / "main.py").as_uri(), *CURSOR))
     assert "def circle_area(diameter_cm):" in text
     assert "radius_in_meters" not in text
 

@@ -166,3 +166,65 @@ def test_workspace_indexer_skips_ignored_and_binary_files(tmp_path: Path) -> Non
     assert [d.name for d in index.lookup("helper")] == ["helper"]
     assert index.lookup("hidden") == [] and index.lookup("f") == [] and index.lookup("opened") == []
     assert indexer.files == 1
+
+
+@pytest.mark.parametrize(
+    "grammar,source,expected",
+    [
+        ("java", "class A { void f(List<X> list) { list.add(x); } }", ["A", "f"]),
+        ("rust", "struct Bag { w: i32 }\nfn f() -> Bag { Bag { w: 1 } }", ["Bag", "f"]),
+        (
+            "c",
+            "int g(struct foo *p, enum color c) { return 0; }\nstruct foo { int x; };",
+            ["g", "foo"],
+        ),
+        (
+            "cpp",
+            "int h() { return max<int>(1, 2); }\nnamespace ns { class K {}; }",
+            ["h", "ns", "K"],
+        ),
+        (
+            "javascript",
+            "const f = (a) => { function inner() {} return a; };\nclass C { m(x) {} }",
+            ["f", "C", "m"],
+        ),
+        ("python", "def outer():\n    def local():\n        pass\n    return local\n", ["outer"]),
+    ],
+)
+def test_uses_and_local_definitions_are_not_indexed(
+    grammar: str, source: str, expected: list[str]
+) -> None:
+    assert [d.name for d in extract(grammar, source.encode(), "x")] == expected
+
+
+def test_pieces_fit_their_budgets_and_a_share_of_the_context() -> None:
+    from lsp_server.completion import choose_pieces
+    from lsp_server.config import Settings
+    from lsp_server.context import ContextPiece
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    pieces = [ContextPiece("definition", f"m{i}.py", 0, "word " * 50) for i in range(10)]
+    pieces += [ContextPiece("recent", "r.py", i * 20, "word " * 50) for i in range(5)]
+    settings = Settings()  # 384 tokens of definitions, 192 of recent snippets
+    chosen = choose_pieces(pieces, count, settings)
+    assert sum(p.kind == "definition" for p in chosen) == 6  # 6 x 55 <= 384
+    assert sum(p.kind == "recent" for p in chosen) == 3
+    assert [p.path for p in chosen] == sorted(p.path for p in chosen)  # a stable order
+    small = choose_pieces(pieces, count, settings, limit=200)
+    assert sum(count(p.text) + count(p.path) + 4 for p in small) <= 200
+    assert {p.kind for p in small} == {"definition", "recent"}
+
+
+def test_comment_block_uses_each_languages_comments() -> None:
+    from lsp_server.completion import comment_block
+
+    files = [("lib.py", "def f(x):\n    '''Doc.'''")]
+    assert comment_block(files, "python").startswith("# Context from other files:\n# lib.py\n")
+    assert comment_block(files, "lua").splitlines()[2] == "-- def f(x):"
+    assert comment_block(files, "go").splitlines()[1] == "// lib.py"
+    css = comment_block([("a.css", "x */ y")], "css")
+    assert css.startswith("/*\n") and css.rstrip().endswith("*/") and css.count("*/") == 1
+    assert comment_block(files, "json") == ""
+    assert comment_block([], "python") == ""

@@ -134,6 +134,8 @@ def test_dead_code_after_a_jump_is_flagged() -> None:
     assert not makes_dead_code("return 1;", p)
     p = plan("switch (x) {\n  case 1:\n    \n  case 2:\n    y();\n}\n", 2, 4, "c")
     assert not makes_dead_code("break;", p)
+    p = plan("function f(err, cb) {\n  if (err) \n  cb(null);\n}\n", 1, 11, "javascript")
+    assert not makes_dead_code("return cb(err);", p)  # the jump is the if's body
 
 
 def test_code_is_expected_after_openers_operators_and_keywords() -> None:
@@ -166,3 +168,16 @@ def test_unprocessed_text_keeps_what_the_model_wrote() -> None:
     block = plan("def f(x):\n    \n", 1, 4)
     assert block.mode is Mode.MULTI_LINE
     assert unprocessed("y = x  \n    return y\n\n", block) == "y = x\n    return y"
+
+
+def test_comment_only_completions_in_several_languages() -> None:
+    from lsp_server.postprocess import comment_only
+
+    assert comment_only("# Your code here", "python")
+    assert comment_only("// TODO: implement\n// more", "javascript")
+    assert comment_only("-- the sum", "lua")
+    assert comment_only("/* sum the items */", "c")
+    assert not comment_only("return x  # done", "python")
+    assert not comment_only("// explain\nreturn x;", "java")
+    assert not comment_only("", "python")
+    assert not comment_only("-- not a comment in C", "c")

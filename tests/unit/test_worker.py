@@ -33,6 +33,11 @@ class FakeEngine:
             load_seconds=0.0,
         )
 
+        self.warmed = False
+
+    def warm(self) -> None:
+        self.warmed = True
+
     def close(self) -> None:
         self.closed = True
 
