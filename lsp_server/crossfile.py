@@ -197,6 +197,10 @@ class WorkspaceIndexer:
 
         self._submit(uri, job)
 
+    def remove_folder(self, prefix: str) -> None:
+        """Forget the definitions of every file whose URI starts with ``prefix``."""
+        self._submit(prefix, lambda: self.index.remove_prefix(prefix))
+
     def remove(self, uri: str) -> None:
         """Forget a document's definitions."""
         self._submit(uri, lambda: self.index.remove_file(uri))

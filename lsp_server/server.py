@@ -197,6 +197,7 @@ class FimLanguageServer(LanguageServer):
         self.indexer = WorkspaceIndexer(self.index)
         self.snippets = RecentSnippets()
         self._indexed: dict[str, int] = {}  # open document -> version in the index
+        self._indexed_folders: set[str] = set()  # workspace folder URIs indexed or queued
         self.completions = CompletionService(
             self.worker, self.stats, self.workspace_folders, self.context_pieces
         )
@@ -253,6 +254,7 @@ class FimLanguageServer(LanguageServer):
         logs.apply_setting(settings.log_level)
         self._report_problems(problems)
         self._load_model_if_changed()
+        self.start_indexing()  # cross-file context may just have been switched on
 
     def on_shutdown(self) -> None:
         """Stop model work; the process ends on ``exit``."""
@@ -296,16 +298,25 @@ class FimLanguageServer(LanguageServer):
     OPEN_DOCUMENTS_ROOM = 500
 
     def start_indexing(self) -> None:
-        """Index the workspace folders' definitions in the background."""
+        """Index the workspace folders not indexed yet, in the background."""
         context = self.settings.context
         if not context.cross_file or context.index_files == 0:
             return
-        roots = [uri_path(uri) for uri in self.workspace_folders()]
-        folders = [Path(str(p)) for p in roots if p is not None and Path(str(p)).is_dir()]
         self.indexer.max_files = context.index_files
         self.index.max_files = context.index_files + self.OPEN_DOCUMENTS_ROOM
+        folders = []
+        for uri in self.workspace_folders():
+            path = uri_path(uri)
+            if uri not in self._indexed_folders and path is not None and Path(str(path)).is_dir():
+                self._indexed_folders.add(uri)
+                folders.append(Path(str(path)))
         if folders:
             self.indexer.start(folders, skip=lambda uri: uri in self.documents)
+
+    def drop_folder(self, uri: str) -> None:
+        """A workspace folder was removed: forget its files' definitions."""
+        self._indexed_folders.discard(uri)
+        self.indexer.remove_folder(uri.rstrip("/") + "/")
 
     def index_document(self, uri: str) -> None:
         """Have an open document's definitions indexed from its current text."""

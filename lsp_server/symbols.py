@@ -212,6 +212,12 @@ class SymbolIndex:
         with self._lock:
             self._drop(path)
 
+    def remove_prefix(self, prefix: str) -> None:
+        """Forget every file whose path starts with ``prefix`` (a removed folder)."""
+        with self._lock:
+            for path in [p for p in self._files if p.startswith(prefix)]:
+                self._drop(path)
+
     def lookup(self, name: str) -> list[Definition]:
         """Definitions of a name, in any file."""
         with self._lock:

@@ -21,6 +21,7 @@ def register(ls: FimLanguageServer) -> None:
     ls.feature(types.INITIALIZED)(initialized)
     ls.feature(types.SHUTDOWN)(shutdown)
     ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    ls.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)
     ls.feature(STATS)(stats)
     ls.feature(PROMPT)(prompt)
 
@@ -45,6 +46,15 @@ async def did_change_configuration(
 ) -> None:
     """Apply new settings; reload the model if a model setting changed."""
     await ls.on_configuration_changed(params.settings)
+
+
+def did_change_workspace_folders(
+    ls: FimLanguageServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    """Index added folders, forget removed ones (pygls has updated the workspace)."""
+    for folder in params.event.removed:
+        ls.drop_folder(folder.uri)
+    ls.start_indexing()
 
 
 def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:

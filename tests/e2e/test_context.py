@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.lsp_client import FimlsClient
@@ -169,3 +170,39 @@ async def test_prompt_says_where_no_automatic_completion_is_made(
     code = await server.prompt(uri, 1, 4)
     assert code["mode"] == "single-line" and code["skipped"] is None
     assert not (await server.inline(uri, 0, 8)).items
+
+
+async def test_added_and_removed_workspace_folders_are_indexed_and_forgotten(
+    launch: Launch, tmp_path: Path
+) -> None:
+    root = workspace(tmp_path)
+    client = await launch()  # no workspace folder yet
+    assert (await client.wait_model(MODEL_TIMEOUT))["state"] == "ready"
+    folder = types.WorkspaceFolder(uri=root.as_uri(), name="project")
+
+    def folders_changed(added: list[Any], removed: list[Any]) -> None:
+        client.workspace_did_change_workspace_folders(
+            types.DidChangeWorkspaceFoldersParams(
+                event=types.WorkspaceFoldersChangeEvent(added=added, removed=removed)
+            )
+        )
+
+    folders_changed([folder], [])
+    assert (await client.wait_index())["definitions"] >= 3
+    assert "def circle_area(radius_in_meters):" in await prompt_at_cursor(client, root)
+    folders_changed([], [folder])
+    assert (await client.wait_index())["files"] <= 1  # main.py, open
+    assert "radius_in_meters" not in await prompt_at_cursor(client, root)
+
+
+async def test_switching_cross_file_context_on_indexes_the_workspace(
+    launch: Launch, tmp_path: Path
+) -> None:
+    root = workspace(tmp_path)
+    client = await start(launch, root, {"context": {"crossFile": False}})
+    assert (await client.stats())["index"]["definitions"] == 0
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fimls": {"context": {"crossFile": True}}})
+    )
+    assert (await client.wait_index())["definitions"] >= 3
+    assert "def circle_area(radius_in_meters):" in await prompt_at_cursor(client, root)
