@@ -23,6 +23,7 @@ from lsp_server.context import (
     ContextPiece,
     Mode,
     enclosing_definition,
+    enclosing_span,
     fit_windows,
     plan_completion,
 )
@@ -36,6 +37,7 @@ from lsp_server.postprocess import (
     makes_dead_code,
     stop_rule,
 )
+from lsp_server.pynames import identifiers
 from lsp_server.stats import Stats
 from lsp_server.syntax import DocumentSyntax, SyntaxCheck, cursor_context
 from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
@@ -216,13 +218,15 @@ def complete(
 ) -> Outcome:
     """Generate, finish and check a completion (runs on the model thread).
 
-    A completion with a flaw is generated once more with its first token banned (at
-    most one retry): an empty one where code must follow (:func:`expects_code`; then no
-    end token or line break may come first either), one line that repeats the next
-    code line, adds a syntax error, or jumps out (``return``...) before code at its
-    depth, and a comment alone where code must follow. With a syntax check, a block is
-    cut after its last line that adds no syntax error. When the retry is no better,
-    dead code or a comment is still shown; the other flaws show nothing.
+    A completion with a flaw is generated again with the first tokens tried so far
+    banned, at most :data:`MAX_RETRIES` times. Flaws: empty where code must follow
+    (:func:`expects_code`; then no end token or line break may come first either), one
+    line that repeats the next code line, adds a syntax error, jumps out
+    (``return``...) before code at its depth, or gets a Python name wrong, and a
+    comment alone where code must follow. With a syntax check, a block is cut after
+    its last line that adds no syntax error. When no retry is free of flaws, the first
+    text with dead code, a names problem or only a comment is shown; the
+    other flaws show nothing.
     """
 
     def attempt(banned: frozenset[int] = frozenset()) -> GenerationResult:
@@ -237,27 +241,39 @@ def complete(
     text, flaw, note = judge(first.text, plan, check, baseline)
     if first.cancelled or flaw is None or not retry_worth(flaw, plan):
         return Outcome(text if flaw in SOFT_FLAWS or flaw is None else None, (first,), note)
-    banned = first_banned(engine, first)
-    if flaw == "empty":
-        banned |= engine.end_ids
-        if plan.mode is Mode.SINGLE_LINE:
-            banned |= engine.line_break_ids
-    second = attempt(banned)
-    generations = (first, second)
-    if second.cancelled:
-        return Outcome(None, generations)
-    retried, flaw2, note2 = judge(second.text, plan, check, baseline)
-    if flaw2 is None:
-        return Outcome(retried, generations, f"{flaw}: retried" + (f"; {note2}" if note2 else ""))
-    if flaw in SOFT_FLAWS:
-        return Outcome(text, generations, f"{flaw}: kept")
-    if flaw2 in SOFT_FLAWS:
-        return Outcome(retried, generations, f"{flaw}: retried, {flaw2}")
-    return Outcome(None, generations, f"{flaw}: dropped")
+    generations = [first]
+    banned: frozenset[int] = frozenset()
+    kept = (text, flaw) if flaw in SOFT_FLAWS else None  # the best flawed text so far
+    why: str | None = flaw
+    for _ in range(MAX_RETRIES):
+        banned |= first_banned(engine, generations[-1])
+        if why == "empty":
+            banned |= engine.end_ids
+            if plan.mode is Mode.SINGLE_LINE:
+                banned |= engine.line_break_ids
+        retry = attempt(banned)
+        generations.append(retry)
+        if retry.cancelled:
+            return Outcome(None, tuple(generations))
+        retried, why, note2 = judge(retry.text, plan, check, baseline)
+        if why is None:
+            done = f"{flaw}: retried {len(generations) - 1}x" + (f"; {note2}" if note2 else "")
+            return Outcome(retried, tuple(generations), done)
+        if kept is None and why in SOFT_FLAWS:
+            kept = (retried, why)
+        if not retry_worth(why, plan):
+            break
+    if kept is not None:
+        return Outcome(kept[0], tuple(generations), f"{flaw}: kept ({kept[1]})")
+    return Outcome(None, tuple(generations), f"{flaw}: dropped")
+
+
+#: Most extra generations for one request when the previous one had a flaw.
+MAX_RETRIES = 2
 
 
 #: Flaws that still leave something worth showing when a retry does no better.
-SOFT_FLAWS = frozenset({"dead code", "comment"})
+SOFT_FLAWS = frozenset({"dead code", "comment", "names"})
 
 
 def retry_worth(flaw: str, plan: CompletionPlan) -> bool:
@@ -274,7 +290,8 @@ def judge(
 
     Flaws: ``empty``, ``repeat`` (it only repeats the code after the cursor),
     ``syntax`` (it adds a syntax error; a block is cut before that instead),
-    ``dead code`` and ``comment``.
+    ``dead code``, ``names`` (Python: a name left undefined or read before it is
+    assigned) and ``comment``.
     """
     text, why = finish_why(raw, plan)
     if text is None:
@@ -294,6 +311,9 @@ def judge(
             return text, "syntax", note
         if makes_dead_code(text, plan):
             return text, "dead code", note
+        names = check.name_flaw(text) if check is not None else None
+        if names is not None:
+            return text, "names", names
     if comment_only(text, plan.language_id):
         return text, "comment", note
     return text, None, note
@@ -368,7 +388,11 @@ class CompletionService:
         check = None
         if syntax is not None and settings.completion.syntax_check:
             before, after = enclosing_definition(doc.lines, cursor.line, cursor.index)
-            check = SyntaxCheck(syntax.grammar, before, after)
+            outside: frozenset[str] = frozenset()
+            if syntax.grammar == "python":
+                start, end = enclosing_span(doc.lines, cursor.line)
+                outside = identifiers([*doc.lines[:start], *doc.lines[end:]])
+            check = SyntaxCheck(syntax.grammar, before, after, outside)
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
             return complete(engine, cancel, plan, settings, check, self._stats.record_generation)

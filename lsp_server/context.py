@@ -234,16 +234,8 @@ def enclosing_headers(lines: Sequence[str], line: int, limit: int = 2000) -> lis
 CLOSERS = ("}", ")", "]", "end")
 
 
-def enclosing_definition(
-    lines: Sequence[str], line: int, index: int, limit: int = 2000
-) -> tuple[str, str]:
-    """The text of the top-level construct around the cursor, split at the cursor.
-
-    It runs from the nearest line above with no indentation to the line before the next
-    one below (a closing ``}``/``end`` there is included), at most ``limit`` lines each
-    way. Parsing this instead of an arbitrary window keeps the syntax check free of
-    errors that only the cut would cause.
-    """
+def enclosing_span(lines: Sequence[str], line: int, limit: int = 2000) -> tuple[int, int]:
+    """The lines [start, end) of the top-level construct around a line (see below)."""
     start = line
     while start > 0 and line - start < limit:
         text = content(lines[start])
@@ -258,6 +250,20 @@ def enclosing_definition(
                 end += 1
             break
         end += 1
+    return start, end
+
+
+def enclosing_definition(
+    lines: Sequence[str], line: int, index: int, limit: int = 2000
+) -> tuple[str, str]:
+    """The text of the top-level construct around the cursor, split at the cursor.
+
+    It runs from the nearest line above with no indentation to the line before the next
+    one below (a closing ``}``/``end`` there is included), at most ``limit`` lines each
+    way. Parsing this instead of an arbitrary window keeps the syntax check free of
+    errors that only the cut would cause.
+    """
+    start, end = enclosing_span(lines, line, limit)
     current = content(lines[line])
     before = "".join(content(x) + "\n" for x in lines[start:line]) + current[:index]
     after = current[index:] + "".join("\n" + content(x) for x in lines[line + 1 : end])

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from tree_sitter import Language, Node, Parser, Point, Tree
 
+from lsp_server.pynames import name_flaw
 from lsp_server.workspace import LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,17 @@ def cursor_context(tree: Tree, offset: int, source: bytes) -> str | None:
     return None
 
 
+def _error_line(text: str) -> int | None:
+    """The line of Python's first syntax error in a text (1-based), or None."""
+    try:
+        compile(text, "<completion>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        return exc.lineno or 0
+    except ValueError:  # a NUL byte
+        return 0
+    return None
+
+
 @dataclass(frozen=True)
 class SyntaxCheck:
     """Whether inserting text at the cursor adds syntax errors the document did not have.
@@ -217,27 +229,46 @@ class SyntaxCheck:
     grammar: str
     before: str
     after: str
+    outside: frozenset[str] = frozenset()  # identifiers of the file outside the window
 
     def errors(self, inserted: str = "") -> int:
         """Syntax errors of the window with ``inserted`` at the cursor.
 
         tree-sitter's ERROR and MISSING nodes; for Python, whose grammar accepts an
-        empty block or a stray indent, also the compiler's verdict (when the window
-        compiles without the insertion).
+        empty block or a stray indent, also the compiler's verdict on the insertion
+        (:meth:`python_worse`).
         """
         text = self.before + inserted + self.after
         count = count_errors(parse(self.grammar, text.encode("utf-8")).root_node)
-        if self.grammar == "python" and self._compiles(self.before + self.after):
-            count += 0 if self._compiles(text) else 1
+        if self.grammar == "python" and inserted:
+            count += self.python_worse(inserted)
         return count
 
-    @staticmethod
-    def _compiles(text: str) -> bool:
-        try:
-            compile(text, "<completion>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        except (SyntaxError, ValueError):
-            return False
-        return True
+    def python_worse(self, inserted: str) -> int:
+        """1 when Python's compiler finds the insertion wrong, else 0.
+
+        Wrong: the window compiles without the insertion and not with it, or the first
+        code line after the cursor is rejected with and without it (the insertion was
+        to make it fit, as the header of the indented body below).
+        """
+        base = _error_line(self.before + self.after)
+        after = _error_line(self.before + inserted + self.after)
+        if after is None:
+            return 0
+        if base is None:
+            return 1
+        cursor_line = self.before.count("\n") + 1
+        following = self.after.split("\n")[1:]
+        next_code = next((i for i, line in enumerate(following, 1) if line.strip()), None)
+        if next_code is not None and base == cursor_line + next_code:
+            return 1 if after == base + inserted.count("\n") else 0
+        return 0
+
+    def name_flaw(self, inserted: str) -> str | None:
+        """For Python: a name the insertion leaves undefined or reads too early."""
+        if self.grammar != "python":
+            return None
+        return name_flaw(self.before, inserted, self.after, self.outside)
 
     def keepable_lines(self, completion: str, baseline: int) -> int:
         """The most leading lines of a completion that add no syntax error (0: none)."""
