@@ -32,6 +32,34 @@ _IMPORT = re.compile(
     r"^\s*(from\s+\S+\s+import\b|import\b|#\s*include\b|use\b|require\b|using\b|"
     r"local\s+\w+\s*=\s*require\b|const\s+.*=\s*require\b)"
 )
+#: An identifier that is not an attribute (not right after a ".").
+_REFERENCE = re.compile(r"(?<![.\w$])[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+def imported_names(lines: Sequence[str]) -> list[str]:
+    """The identifiers of the import lines, with imports in brackets over several lines."""
+    names: list[str] = []
+    i = 0
+    while i < len(lines):
+        text = content(lines[i])[:MAX_LINE_CHARS]
+        i += 1
+        if not _IMPORT.match(text):
+            continue
+        names.extend(_IDENT.findall(text))
+        depth = _bracket_depth(text)
+        stop = min(len(lines), i + 50)
+        while depth > 0 and i < stop:
+            more = content(lines[i])[:MAX_LINE_CHARS]
+            names.extend(_IDENT.findall(more))
+            depth += _bracket_depth(more)
+            i += 1
+    return names
+
+
+def _bracket_depth(text: str) -> int:
+    return text.count("(") + text.count("{") - text.count(")") - text.count("}")
+
+
 #: Words too common to be worth a definition lookup.
 _COMMON = frozenset(
     "if else elif for while do return def class function func fn let var const import from "
@@ -56,21 +84,19 @@ def nearby_names(
 
     Names imported by the file come first, then names by distance from the cursor (the
     cursor line only up to the cursor, and only whole words, so that the list stays the
-    same while a word is being typed).
+    same while a word is being typed). Attribute names (after a ``.``) are left out:
+    which class's ``run`` they mean is unknown, and every class has one.
     """
-    imported: list[str] = []
-    for text in lines[: min(len(lines), 300)]:
-        if _IMPORT.match(text):
-            imported.extend(_IDENT.findall(content(text)[:MAX_LINE_CHARS]))
+    imported = imported_names(lines[: min(len(lines), 300)])
     current = content(lines[line])[:index][-MAX_LINE_CHARS:]
     word_end = len(current.rstrip(_WORD_CHARS))
-    order = list(reversed(_IDENT.findall(current[:word_end])))
+    order = list(reversed(_REFERENCE.findall(current[:word_end])))
     for distance in range(1, max(before, after) + 1):
         if distance <= before and line - distance >= 0:
             text = content(lines[line - distance])[:MAX_LINE_CHARS]
-            order.extend(reversed(_IDENT.findall(text)))
+            order.extend(reversed(_REFERENCE.findall(text)))
         if distance <= after and line + distance < len(lines):
-            order.extend(_IDENT.findall(content(lines[line + distance])[:MAX_LINE_CHARS]))
+            order.extend(_REFERENCE.findall(content(lines[line + distance])[:MAX_LINE_CHARS]))
     seen: dict[str, None] = {}
     for name in [*imported, *order]:
         if len(name) > 1 and name not in _COMMON:
@@ -83,10 +109,16 @@ def nearby_names(
 def pick_definitions(
     index: SymbolIndex, names: Sequence[str], exclude: str, per_name: int = 2, limit: int = 40
 ) -> list[Definition]:
-    """Definitions of the names in other files than ``exclude``, in the names' order."""
+    """Definitions of the names in other files than ``exclude``, in the names' order.
+
+    A name that ``exclude`` defines itself is skipped.
+    """
     picked: list[Definition] = []
     seen: set[tuple[str, int]] = set()
+    local = index.names_in(exclude)  # the file's own definitions are what it means
     for name in names:
+        if name in local:
+            continue
         found = [d for d in index.lookup(name) if d.path != exclude]
         for d in found[:per_name]:
             key = (d.path, d.line)

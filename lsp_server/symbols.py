@@ -218,6 +218,11 @@ class SymbolIndex:
             for path in [p for p in self._files if p.startswith(prefix)]:
                 self._drop(path)
 
+    def names_in(self, path: str) -> set[str]:
+        """The names a file defines."""
+        with self._lock:
+            return {d.name for d in self._files.get(path, ())}
+
     def lookup(self, name: str) -> list[Definition]:
         """Definitions of a name, in any file."""
         with self._lock:

@@ -129,12 +129,30 @@ def test_nearby_names_prefer_imports_then_distance_and_skip_the_typed_word() -> 
     assert "return" not in names and "import" not in names
 
 
-def test_pick_definitions_excludes_the_current_file() -> None:
+def test_pick_definitions_skips_the_current_file_and_what_it_defines() -> None:
     index = SymbolIndex()
-    index.set_file("file:///a.py", [Definition("area", "f", "file:///a.py", 0, "def area():")])
-    index.set_file("file:///b.py", [Definition("area", "f", "file:///b.py", 0, "def area(x):")])
-    picked = pick_definitions(index, ["area", "missing"], exclude="file:///a.py")
-    assert [d.path for d in picked] == ["file:///b.py"]
+    index.set_file("file:///a.py", [Definition("run", "f", "file:///a.py", 0, "def run():")])
+    index.set_file(
+        "file:///b.py",
+        [
+            Definition("run", "f", "file:///b.py", 0, "def run(x):"),
+            Definition("area", "f", "file:///b.py", 3, "def area(x):"),
+        ],
+    )
+    picked = pick_definitions(index, ["run", "area", "missing"], exclude="file:///a.py")
+    assert [(d.name, d.path) for d in picked] == [("area", "file:///b.py")]
+
+
+def test_imports_over_several_lines_and_no_attribute_names() -> None:
+    lines = split_lines(
+        "from pkg.ops import (\n    check_set,\n    make_set,\n)\n"
+        "import { parse,\n  render } from './view';\n\n"
+        "def f(options):\n    result = options.run(check_set)\n    \n"
+    )
+    names = nearby_names(lines, 9, 4)
+    assert names.index("make_set") < names.index("result")  # imports first
+    assert {"check_set", "make_set", "parse", "render"} <= set(names)
+    assert "run" not in names  # an attribute: whose run is unknown
 
 
 def test_recent_snippets() -> None:
