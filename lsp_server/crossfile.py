@@ -265,6 +265,8 @@ class WorkspaceIndexer:
         walk: tuple[list[Path], Callable[[str], bool]] | None = None,
     ) -> None:
         with self._lock:
+            if self._stop.is_set():  # shut down: nothing runs any more
+                return
             if job is not None:
                 self._changes.pop(uri, None)
                 self._changes[uri] = job  # the newest change of a document wins
