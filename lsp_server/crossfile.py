@@ -37,7 +37,12 @@ _REFERENCE = re.compile(r"(?<![.\w$])[A-Za-z_$][A-Za-z0-9_$]*")
 
 
 def imported_names(lines: Sequence[str]) -> list[str]:
-    """The identifiers of the import lines, with imports in brackets over several lines."""
+    """The names the import lines bring in (brackets may span several lines).
+
+    Module paths are left out: ``from pkg.models.link import Link as L`` imports
+    ``Link`` and ``L``, ``import {a, b} from './x'`` imports ``a`` and ``b``, and
+    ``use a::b::{C, D};`` imports ``C`` and ``D``.
+    """
     names: list[str] = []
     i = 0
     while i < len(lines):
@@ -45,15 +50,40 @@ def imported_names(lines: Sequence[str]) -> list[str]:
         i += 1
         if not _IMPORT.match(text):
             continue
-        names.extend(_IDENT.findall(text))
+        statement = text
         depth = _bracket_depth(text)
         stop = min(len(lines), i + 50)
         while depth > 0 and i < stop:
             more = content(lines[i])[:MAX_LINE_CHARS]
-            names.extend(_IDENT.findall(more))
+            statement += " " + more
             depth += _bracket_depth(more)
             i += 1
+        names.extend(_imported(statement))
     return names
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`|<[^>]*>")
+_FROM_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\b(.*)$", re.S)
+_PATH_SEGMENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?=\s*(\.|::|/))")
+
+
+def _imported(statement: str) -> list[str]:
+    """The names one import statement brings in, without module paths or keywords."""
+    statement = _QUOTED.sub(" ", statement.split("#", 1)[0] if "#include" not in statement else "")
+    match = _FROM_IMPORT.match(statement)
+    if match:  # Python: what follows `import`
+        return [n for n in _IDENT.findall(match.group(1)) if n not in _IMPORT_WORDS]
+    if re.match(r"^\s*import\s+[\w.]+(\s+as\s+\w+)?\s*$", statement):
+        return []  # Python's `import a.b`: a module, not a definition
+    segments = {m.start() for m in _PATH_SEGMENT.finditer(statement)}
+    return [
+        m.group()
+        for m in _IDENT.finditer(statement)
+        if m.start() not in segments and m.group() not in _IMPORT_WORDS
+    ]
+
+
+_IMPORT_WORDS = frozenset("import from use require using as local const let var type".split())
 
 
 def _bracket_depth(text: str) -> int:
@@ -78,14 +108,21 @@ MAX_NAMES = 200
 
 
 def nearby_names(
-    lines: Sequence[str], line: int, index: int, before: int = 40, after: int = 10
+    lines: Sequence[str],
+    line: int,
+    index: int,
+    before: int = 40,
+    after: int = 10,
+    imports_only: bool = False,
 ) -> list[str]:
     """Identifiers the code around the cursor uses, most relevant first.
 
     Names imported by the file come first, then names by distance from the cursor (the
     cursor line only up to the cursor, and only whole words, so that the list stays the
     same while a word is being typed). Attribute names (after a ``.``) are left out:
-    which class's ``run`` they mean is unknown, and every class has one.
+    which class's ``run`` they mean is unknown, and every class has one. With
+    ``imports_only`` (Python, where a name from another file must be imported), only
+    imported names, those used nearest the cursor first.
     """
     imported = imported_names(lines[: min(len(lines), 300)])
     current = content(lines[line])[:index][-MAX_LINE_CHARS:]
@@ -97,8 +134,13 @@ def nearby_names(
             order.extend(reversed(_REFERENCE.findall(text)))
         if distance <= after and line + distance < len(lines):
             order.extend(_REFERENCE.findall(content(lines[line + distance])[:MAX_LINE_CHARS]))
+    if imports_only:
+        wanted = set(imported)
+        candidates = [*(n for n in order if n in wanted), *imported]
+    else:
+        candidates = [*imported, *order]
     seen: dict[str, None] = {}
-    for name in [*imported, *order]:
+    for name in candidates:
         if len(name) > 1 and name not in _COMMON:
             seen.setdefault(name, None)
             if len(seen) >= MAX_NAMES:

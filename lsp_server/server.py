@@ -349,7 +349,8 @@ class FimLanguageServer(LanguageServer):
             for other in self.documents.all():
                 if other.uri != doc.uri:
                     self.index_document(other.uri)  # in the background, when it changed
-            names = nearby_names(doc.lines, cursor.line, cursor.index)
+            python = doc.language_id == "python"
+            names = nearby_names(doc.lines, cursor.line, cursor.index, imports_only=python)
             for d in pick_definitions(self.index, names, exclude=doc.uri):
                 pieces.append(
                     ContextPiece("definition", locate(d.path, folders)[0], d.line, d.signature)

@@ -123,10 +123,33 @@ def test_nearby_names_prefer_imports_then_distance_and_skip_the_typed_word() -> 
         "def f(xs):\n    total = compute(xs)\n    return resu\n"
     )
     names = nearby_names(lines, 5, len("    return resu"))
-    assert names[:4] == ["shapes", "Circle", "area", "helpers"]
+    assert names[:2] == ["Circle", "area"]  # imported names, not module paths
     assert "compute" in names and "total" in names
     assert "resu" not in names  # the word being typed
     assert "return" not in names and "import" not in names
+    # Python: a name from another file must be imported; nearest use first
+    lines = split_lines(
+        "from shapes import Circle, area\n\ndef f(r):\n    a = area(r)\n    total = \n"
+    )
+    assert nearby_names(lines, 4, 12, imports_only=True) == ["area", "Circle"]
+
+
+@pytest.mark.parametrize(
+    "statement,names",
+    [
+        ("from pip._internal.models.link import Link as L", ["Link", "L"]),
+        ("import os.path", []),
+        ("import { parse, render as r } from './view';", ["parse", "render", "r"]),
+        ("import React from 'react';", ["React"]),
+        ("use std::collections::{HashMap, HashSet};", ["HashMap", "HashSet"]),
+        ('#include "foo/bar.h"', []),
+        ("local util = require('util')", ["util"]),
+    ],
+)
+def test_imported_names_leave_module_paths_out(statement: str, names: list[str]) -> None:
+    from lsp_server.crossfile import imported_names
+
+    assert imported_names([statement]) == names
 
 
 def test_pick_definitions_skips_the_current_file_and_what_it_defines() -> None:
