@@ -134,9 +134,9 @@ class CompletionSettings:
     )
     syntax_check: bool = _setting(
         True,
-        "Parse the document with the completion in it (tree-sitter): cut a multi-line "
-        "completion before the first line that adds a syntax error; retry a single line "
-        "that adds one once with another first token, else drop it.",
+        "Parse the document with the completion in it (tree-sitter; Python's compiler and "
+        "name rules): cut a multi-line completion before the first line that adds a syntax "
+        "error; retry a single line that adds one with another first token, else drop it.",
     )
     postprocess: bool = _setting(
         True,
