@@ -80,11 +80,6 @@ class ModelWorker:
         """True when a model is loaded and no newer load is pending."""
         return self.state is ModelState.READY
 
-    def _warm(self) -> None:
-        engine = self._engine
-        if engine is not None:
-            engine.warm()
-
     def load(
         self, config: EngineConfig, progress: ProgressFn | None = None
     ) -> asyncio.Future[None]:
@@ -100,6 +95,7 @@ class ModelWorker:
             self._close_engine()
             try:
                 engine = self._loader(config, progress)
+                engine.warm()  # before the first request, not during it
             except FimlsError as exc:
                 return StateChange(ModelState.ERROR, str(exc), None)
             except Exception as exc:  # a bug or a llama.cpp failure: keep serving
@@ -115,10 +111,7 @@ class ModelWorker:
             if exc is not None:
                 self._set(StateChange(ModelState.ERROR, f"model load failed: {exc}", None))
             else:
-                change = fut.result()
-                self._set(change)
-                if change.state is ModelState.READY:  # first in line, before any request
-                    loop.run_in_executor(self._executor, self._warm)
+                self._set(fut.result())
 
         fut = loop.run_in_executor(self._executor, work)
         fut.add_done_callback(done)

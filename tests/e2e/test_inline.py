@@ -7,7 +7,7 @@ from pathlib import Path
 from lsprotocol import types
 
 from lsp_server.lsp_client import FimlsClient
-from tests.conftest import doc_uri
+from tests.conftest import MODEL_TIMEOUT, Launch, doc_uri
 
 
 def texts(result: types.InlineCompletionList) -> list[str]:
@@ -87,7 +87,10 @@ async def test_single_line_mode_never_returns_a_newline(
     assert answered >= 3, "the model should suggest something at most of these places"
 
 
-async def test_multi_line_body_stays_in_its_block(server: FimlsClient, tmp_path: Path) -> None:
+async def test_multi_line_body_stays_in_its_block(launch: Launch, tmp_path: Path) -> None:
+    # a server of its own: no other test's documents in the prompt as recent snippets
+    server = await launch()
+    assert (await server.wait_model(MODEL_TIMEOUT))["state"] == "ready"
     source = "def fibonacci(n):\n    \n\n\nprint(fibonacci(10))\n"
     uri = doc_uri(tmp_path, "multi.py")
     server.open(uri, source)

@@ -52,6 +52,7 @@ async def ready_worker(changes: list[StateChange] | None = None) -> ModelWorker:
     worker = ModelWorker((changes if changes is not None else []).append, loader=loader)
     await worker.load(CONFIG)
     assert worker.ready
+    assert worker._engine is not None and worker._engine.warmed  # before any request
     return worker
 
 
