@@ -28,6 +28,7 @@ LANGUAGES = [
     "scala",
     "haskell",
     "zig",
+    "csharp",
 ]
 
 
