@@ -15,7 +15,7 @@ import logging
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from urllib.parse import urlparse
 
 from tree_sitter import Language, Node, Parser, Point, Tree
@@ -244,6 +244,11 @@ class SyntaxCheck:
             count += self.python_worse(inserted)
         return count
 
+    @cached_property
+    def _base_error_line(self) -> int | None:
+        """Python's verdict on the window without an insertion (asked once per check)."""
+        return _error_line(self.before + self.after)
+
     def python_worse(self, inserted: str) -> int:
         """1 when Python's compiler finds the insertion wrong, else 0.
 
@@ -251,7 +256,7 @@ class SyntaxCheck:
         code line after the cursor is rejected with and without it (the insertion was
         to make it fit, as the header of the indented body below).
         """
-        base = _error_line(self.before + self.after)
+        base = self._base_error_line
         after = _error_line(self.before + inserted + self.after)
         if after is None:
             return 0
