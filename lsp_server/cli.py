@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure completion quality: fill the holes of a suite through the server",
         description="Fill the holes of a suite through `fimls --stdio` and score them: "
         "humaneval-single-line (1,033 tasks), humaneval-multi-line (5,815 tasks), or "
-        "repo PATH (holes punched in a local repository).",
+        "repo PATH (holes punched in a local repository), or repo-calls PATH (holes at "
+        "calls of functions that another file of the repository defines).",
     )
     _add_common(evaluate, suppress=True)
     evaluate.add_argument("suite", choices=SUITES)
@@ -155,14 +156,13 @@ def _eval(args: argparse.Namespace) -> int:
     )
     from lsp_server.measure.sandbox import Limits
 
-    if args.suite == "repo" and args.path is None:
-        raise SystemExit("fimls eval repo needs a PATH")
+    in_repo = args.suite.startswith("repo")
+    if in_repo and args.path is None:
+        raise SystemExit(f"fimls eval {args.suite} needs a PATH")
     root = (args.path or Path.cwd()).resolve()
     settings = load_settings(args.settings)
     try:
-        tasks = build_tasks(
-            args.suite, root if args.suite == "repo" else None, args.limit, args.seed
-        )
+        tasks = build_tasks(args.suite, root if in_repo else None, args.limit, args.seed)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"fimls eval: {exc}", file=sys.stderr)
         return 2

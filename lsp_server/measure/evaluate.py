@@ -23,7 +23,13 @@ from lsp_server.documents import TextDocument, index_to_column
 from lsp_server.lsp_client import FimlsClient, server_command
 from lsp_server.measure.sandbox import Limits, run_program
 from lsp_server.measure.scoring import edit_similarity, normalize
-from lsp_server.measure.tasks import Task, humaneval_tasks, repo_tasks, sample
+from lsp_server.measure.tasks import (
+    Task,
+    call_tasks,
+    humaneval_tasks,
+    repo_tasks,
+    sample,
+)
 from lsp_server.progress import ProgressBar
 from lsp_server.stats import percentile
 
@@ -286,10 +292,11 @@ class Report:
 
 def build_tasks(suite: str, path: Path | None, limit: int | None, seed: int) -> list[Task]:
     """The tasks of a suite, sampled."""
-    if suite == "repo":
+    if suite in ("repo", "repo-calls"):
         if path is None:
-            raise ValueError("the repo suite needs a PATH")
-        return repo_tasks(path, limit or 200, seed)
+            raise ValueError(f"the {suite} suite needs a PATH")
+        make = repo_tasks if suite == "repo" else call_tasks
+        return make(path, limit or 200, seed)
     kind = "single-line" if suite == "humaneval-single-line" else "multi-line"
     return sample(humaneval_tasks(kind), limit, seed)
 

@@ -12,9 +12,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.crossfile import imported_names
+from lsp_server.symbols import extract
+from lsp_server.syntax import EXTENSIONS
 from lsp_server.workspace import LANGUAGES, source_files
 
-SUITES = ("humaneval-single-line", "humaneval-multi-line", "repo")
+SUITES = ("humaneval-single-line", "humaneval-multi-line", "repo", "repo-calls")
 
 MAX_FILE_BYTES = 200_000
 
@@ -24,7 +27,7 @@ class Task:
     """A document with a hole at the cursor."""
 
     id: str
-    kind: str  # single-line | multi-line | line-remainder | block
+    kind: str  # single-line | multi-line | line-remainder | block | call
     path: str  # file name (relative) the document is opened as
     language_id: str
     document: str  # the text with the hole removed
@@ -202,3 +205,74 @@ def _block(lines: list[str], rng: random.Random) -> tuple[int, int, str, str] | 
     removed = "\n".join([body[0][len(indent) :], *body[1:]])
     document = "\n".join([*lines[: opener + 1], indent, *lines[end:]])
     return opener + 1, len(indent), removed, document
+
+
+_CALL = re.compile(r"(?<![.\w$])([A-Za-z_$][A-Za-z0-9_$]*)\(")
+
+
+def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
+    """Holes at calls of names that another file of the repository defines.
+
+    The kind of hole cross-file context is for (as in CrossCodeEval): a line that calls
+    a function or class defined in another file and not in its own, cut right after the
+    first such call's ``(``; the rest of the line is to be filled. Where the file imports
+    names (Python's ``from m import f``, JavaScript's ``import {f}``), the callee must be
+    one of them. Deterministic for a seed.
+    """
+    files = source_files(root, set(LANGUAGES), MAX_FILE_BYTES)
+    texts: dict[Path, str] = {}
+    defined: dict[Path, set[str]] = {}
+    for path in files:
+        grammar = EXTENSIONS.get(path.suffix)
+        try:
+            text = path.read_text(encoding="utf-8")
+            names = (
+                {d.name for d in extract(grammar, text.encode(), str(path))} if grammar else set()
+            )
+        except (UnicodeDecodeError, OSError):
+            continue
+        texts[path] = text
+        defined[path] = names
+    where: dict[str, int] = {}
+    for names in defined.values():
+        for name in names:
+            where[name] = where.get(name, 0) + 1
+    candidates: list[tuple[Path, int, int]] = []
+    for path, text in texts.items():
+        lines = text.split("\n")
+        imported = set(imported_names(lines[:300]))
+        own = defined[path]
+        for number, line in enumerate(lines):
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("#", "//", "/*", "*", "import ", "from ")):
+                continue
+            for match in _CALL.finditer(line):
+                name = match.group(1)
+                if name in own or where.get(name, 0) == 0 or (imported and name not in imported):
+                    continue
+                if len(line.rstrip()) - match.end() >= 2:
+                    candidates.append((path, number, match.end()))
+                break
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(range(len(candidates)), min(count, len(candidates))))
+    tasks = []
+    for i in chosen:
+        path, number, column = candidates[i]
+        lines = texts[path].split("\n")
+        text = lines[number]
+        rel = path.relative_to(root).as_posix()
+        tasks.append(
+            Task(
+                id=f"{rel}:{number + 1}:{column}",
+                kind="call",
+                path=rel,
+                language_id=LANGUAGES[path.suffix],
+                document="\n".join([*lines[:number], text[:column], *lines[number + 1 :]]),
+                line=number,
+                column=column,
+                expected=text[column:].rstrip(),
+            )
+        )
+    if not tasks:
+        raise ValueError(f"no calls of names defined in another file under {root}")
+    return tasks

@@ -12,7 +12,13 @@ from lsp_server.measure.bench import DEFAULT_FILE, build_trace, indented_bodies
 from lsp_server.measure.evaluate import Answer, Report, fill, score
 from lsp_server.measure.sandbox import Limits, run_program
 from lsp_server.measure.scoring import edit_similarity, levenshtein, normalize
-from lsp_server.measure.tasks import Task, humaneval_tasks, repo_tasks, sample
+from lsp_server.measure.tasks import (
+    Task,
+    call_tasks,
+    humaneval_tasks,
+    repo_tasks,
+    sample,
+)
 
 
 def restored(task: Task) -> str:
@@ -78,6 +84,30 @@ def test_repo_holes(tmp_path: Path) -> None:
         original = (tmp_path / task.path).read_text()
         assert restored(task) == original, task.id
         assert task.expected.strip()
+
+
+def test_call_holes(tmp_path: Path) -> None:
+    write_repo(tmp_path)
+    (tmp_path / "pkg" / "use.py").write_text(
+        "from pkg.shapes import Circle\n\n\ndef ring(r):\n    inner = Circle(r / 2)\n"
+        "    outer = Circle(r)\n    return outer.area() - inner.area()\n\n\n"
+        "def local(x):\n    return x\n\n\nprint(local(1), ValueError(2))\n"
+    )
+    (tmp_path / "app.js").write_text("const n = total(order.items);\nconsole.log(n);\n")
+    tasks = call_tasks(tmp_path, 10, seed=1)
+    assert tasks == call_tasks(tmp_path, 10, seed=1)  # deterministic
+    # the calls of Circle (imported) and total (another file's, in a file without
+    # imports), cut after the parenthesis; never a name of the file's own or unknown
+    assert {(t.path, t.line, t.expected) for t in tasks} == {
+        ("pkg/use.py", 4, "r / 2)"),
+        ("pkg/use.py", 5, "r)"),
+        ("app.js", 0, "order.items);"),
+    }
+    for task in tasks:
+        assert task.kind == "call" and not task.multi_line
+        assert task.document.split("\n")[task.line].endswith("(")
+        assert restored(task) == (tmp_path / task.path).read_text(), task.id
+    assert len(call_tasks(tmp_path, 1, seed=1)) == 1
 
 
 def test_scoring() -> None:
