@@ -15,7 +15,7 @@ import string
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,16 @@ def imported_names(lines: Sequence[str]) -> list[str]:
     ``Link`` and ``L``, ``import {a, b} from './x'`` imports ``a`` and ``b``, and
     ``use a::b::{C, D};`` imports ``C`` and ``D``.
     """
-    names: list[str] = []
+    return [name for name, _ in imports(lines)]
+
+
+def imports(lines: Sequence[str]) -> list[tuple[str, str]]:
+    """(name, module path) for each name the import lines bring in.
+
+    The module path is as written (``pkg.models.link``, ``./view``, ``std::io``; empty
+    when the statement names none): :func:`module_match` compares it with file paths.
+    """
+    found: list[tuple[str, str]] = []
     i = 0
     while i < len(lines):
         text = content(lines[i])[:MAX_LINE_CHARS]
@@ -58,29 +67,65 @@ def imported_names(lines: Sequence[str]) -> list[str]:
             statement += " " + more
             depth += _bracket_depth(more)
             i += 1
-        names.extend(_imported(statement))
-    return names
+        found.extend(_imported(statement))
+    return found
 
 
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`|<[^>]*>")
-_FROM_IMPORT = re.compile(r"^\s*from\s+\S+\s+import\b(.*)$", re.S)
+_FROM_IMPORT = re.compile(r"^\s*from\s+(\S+)\s+import\b(.*)$", re.S)
 _PATH_SEGMENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(?=\s*(\.|::|/))")
 
 
-def _imported(statement: str) -> list[str]:
-    """The names one import statement brings in, without module paths or keywords."""
-    statement = _QUOTED.sub(" ", statement.split("#", 1)[0] if "#include" not in statement else "")
+def _imported(statement: str) -> list[tuple[str, str]]:
+    """(name, module) for each name one import statement brings in."""
+    statement = statement.split("#", 1)[0] if "#include" not in statement else ""
+    quoted = _QUOTED.search(statement)
+    statement = _QUOTED.sub(" ", statement)
     match = _FROM_IMPORT.match(statement)
     if match:  # Python: what follows `import`
-        return [n for n in _IDENT.findall(match.group(1)) if n not in _IMPORT_WORDS]
+        module = match.group(1)
+        return [(n, module) for n in _IDENT.findall(match.group(2)) if n not in _IMPORT_WORDS]
     if re.match(r"^\s*import\s+[\w.]+(\s+as\s+\w+)?\s*$", statement):
         return []  # Python's `import a.b`: a module, not a definition
-    segments = {m.start() for m in _PATH_SEGMENT.finditer(statement)}
+    segments = [m for m in _PATH_SEGMENT.finditer(statement) if m.group() not in _IMPORT_WORDS]
+    starts = {m.start() for m in segments}
+    if quoted:  # JavaScript's `from './view'`, Lua's `require('util')`
+        module = quoted.group()[1:-1]
+    else:  # Rust's `use a::b::{C}`, Java's `import a.b.C;`
+        module = ".".join(m.group() for m in segments)
     return [
-        m.group()
+        (m.group(), module)
         for m in _IDENT.finditer(statement)
-        if m.start() not in segments and m.group() not in _IMPORT_WORDS
+        if m.start() not in starts and m.group() not in _IMPORT_WORDS
     ]
+
+
+#: File names that stand for their folder (a package's or module's own file).
+_FOLDER_FILES = frozenset({"__init__", "index", "mod"})
+
+
+def module_match(path: str, module: str, name: str) -> int:
+    """How many trailing segments of a definition's file path a module path names.
+
+    ``pkg.models.link`` names ``.../models/link.py`` by 2 (``models``, ``link``) and
+    ``.../models/__init__.py`` by 1; Java's ``a.b.C`` names ``.../a/b/C.java`` by 3 (the
+    imported name is the file's). 0 when they have nothing in common.
+    """
+    parts = [p for p in re.split(r"[/\\]", path) if p]
+    if not parts:
+        return 0
+    parts[-1] = parts[-1].split(".", 1)[0]
+    if parts[-1] in _FOLDER_FILES:
+        parts.pop()
+    wanted = [p for p in re.split(r"\.|::|/", module) if p and p != ".."]
+    return max(_common_tail(parts, wanted), _common_tail(parts, [*wanted, name]))
+
+
+def _common_tail(a: Sequence[str], b: Sequence[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
 
 
 _IMPORT_WORDS = frozenset("import from use require using as local const let var type".split())
@@ -101,6 +146,8 @@ _COMMON = frozenset(
 )
 
 
+#: Lines at the top of a file read for its imports.
+IMPORT_LINES = 300
 #: Characters of one line that :func:`nearby_names` reads (minified code has long lines).
 MAX_LINE_CHARS = 1000
 #: Most names :func:`nearby_names` returns.
@@ -114,6 +161,7 @@ def nearby_names(
     before: int = 40,
     after: int = 10,
     imports_only: bool = False,
+    imported: Sequence[str] | None = None,
 ) -> list[str]:
     """Identifiers the code around the cursor uses, most relevant first.
 
@@ -122,9 +170,11 @@ def nearby_names(
     same while a word is being typed). Attribute names (after a ``.``) are left out:
     which class's ``run`` they mean is unknown, and every class has one. With
     ``imports_only`` (Python, where a name from another file must be imported), only
-    imported names, those used nearest the cursor first.
+    imported names, those used nearest the cursor first. ``imported``: the file's
+    :func:`imported_names`, when the caller has them already.
     """
-    imported = imported_names(lines[: min(len(lines), 300)])
+    if imported is None:
+        imported = imported_names(lines[:IMPORT_LINES])
     current = content(lines[line])[:index][-MAX_LINE_CHARS:]
     word_end = len(current.rstrip(_WORD_CHARS))
     order = list(reversed(_REFERENCE.findall(current[:word_end])))
@@ -149,11 +199,19 @@ def nearby_names(
 
 
 def pick_definitions(
-    index: SymbolIndex, names: Sequence[str], exclude: str, per_name: int = 2, limit: int = 40
+    index: SymbolIndex,
+    names: Sequence[str],
+    exclude: str,
+    modules: Mapping[str, str] | None = None,
+    per_name: int = 2,
+    limit: int = 40,
 ) -> list[Definition]:
     """Definitions of the names in other files than ``exclude``, in the names' order.
 
-    A name that ``exclude`` defines itself is skipped.
+    A name that ``exclude`` defines itself is skipped. Where ``modules`` says which
+    module a name is imported from, only the definitions in the files that match the
+    module path best are kept (``from pkg.locations import get_scheme`` picks
+    ``pkg/locations/__init__.py``'s ``get_scheme``, not another file's).
     """
     picked: list[Definition] = []
     seen: set[tuple[str, int]] = set()
@@ -162,6 +220,12 @@ def pick_definitions(
         if name in local:
             continue
         found = [d for d in index.lookup(name) if d.path != exclude]
+        module = (modules or {}).get(name)
+        if module and found:
+            scores = [module_match(d.path, module, name) for d in found]
+            best = max(scores)
+            if best > 0:
+                found = [d for d, score in zip(found, scores, strict=True) if score == best]
         for d in found[:per_name]:
             key = (d.path, d.line)
             if key not in seen:

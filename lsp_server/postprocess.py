@@ -2,14 +2,15 @@
 
 :func:`stop_rule` returns the function the engine calls after every token: it ends a
 single-line completion at its first line break, and a multi-line one when a line leaves
-the block being written, repeats the code that follows the cursor, or exceeds the line
-limit. :func:`finish` then trims what was generated into the text the editor shows, or
-None when there is nothing worth showing.
+the block being written, closes the bracket the cursor line left open, repeats the code
+that follows the cursor, or exceeds the line limit. :func:`finish` then trims what was
+generated into the text the editor shows, or None when there is nothing worth showing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 from lsp_server.context import CompletionPlan, Mode, ends_with_block_opener, indent_width
@@ -30,28 +31,54 @@ def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | Non
 
     next_code = plan.next_code_line
     fences_end = plan.language_id not in MARKDOWN_LIKE
+    # A bracket left open at the cursor (`call(`, `x = {`) that the code below does not
+    # close: the statement ends with the line that closes it (even a line less indented
+    # than the lines before), unless that line opens a block (`if f(` ... `):`).
+    open_before = bracket_depth(plan.line_before)
+    closed_below = (
+        next_code is not None
+        and next_code[:1] in ")]}"
+        and plan.next_code_indent == indent_width(plan.line_before)
+    )
+    if closed_below:
+        open_before = 0
 
     def multi(text: str) -> int | None:
         lines = text.split("\n")
         complete = len(lines) - 1  # the last piece may still grow
         block_indent: int | None = None
         offset = 0
+        depth = open_before
         drop = extra_indent(lines[0], plan)
         shift = indent_width(lines[0][:drop])
         for i in range(complete + 1):
             line = lines[i]
             whole = plan.line_before + line[drop:] if i == 0 else dedent(line, shift)
             finished = i < complete
+            closes = open_before > 0 and depth > 0 and whole.lstrip()[:1] in ")]}"
             if i > 0 and _ends_block(
-                whole, i, finished, block_indent, next_code, fences_end, lines, max_lines
+                whole, i, finished, block_indent, next_code, fences_end, lines, max_lines, closes
             ):
                 return max(offset - 1, 0)
             if block_indent is None and whole.strip() and (i > 0 or not plan.line_before.strip()):
                 block_indent = indent_width(whole)
+            if open_before > 0 and finished:
+                depth += bracket_depth(line)
+                if depth <= 0 and not ends_with_block_opener(whole):
+                    return offset + len(line)
             offset += len(line) + 1
         return None
 
     return multi
+
+
+_LITERAL = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')
+
+
+def bracket_depth(text: str) -> int:
+    """Opening minus closing brackets in a line, string literals left out."""
+    code = _LITERAL.sub("", text)
+    return sum(code.count(c) for c in "([{") - sum(code.count(c) for c in ")]}")
 
 
 def extra_indent(first: str, plan: CompletionPlan) -> int:
@@ -100,8 +127,14 @@ def _ends_block(
     fences_end: bool,
     lines: list[str],
     max_lines: int,
+    closes: bool = False,
 ) -> bool:
-    """Whether generation must stop before line ``i`` of the completion."""
+    """Whether generation must stop before line ``i`` of the completion.
+
+    ``closes``: the line starts by closing the bracket left open at the cursor (which the
+    code below does not close), so it belongs to the statement however little it is
+    indented, and does not repeat the code below even when that starts the same.
+    """
     if i >= max_lines:
         return True
     stripped = line.strip()
@@ -110,6 +143,8 @@ def _ends_block(
         return block_indent == 0 and finished and bool(lines[i - 1].strip())
     if fences_end and stripped.startswith("```"):
         return True
+    if closes:
+        return False
     if block_indent is not None and indent_width(line) < block_indent:
         return True
     # The line repeats the code right after the cursor: the model is copying the suffix.

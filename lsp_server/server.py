@@ -38,8 +38,10 @@ from lsp_server.completion import CompletionService
 from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
 from lsp_server.context import ContextPiece
 from lsp_server.crossfile import (
+    IMPORT_LINES,
     RecentSnippets,
     WorkspaceIndexer,
+    imports,
     nearby_names,
     pick_definitions,
 )
@@ -350,8 +352,11 @@ class FimLanguageServer(LanguageServer):
                 if other.uri != doc.uri:
                     self.index_document(other.uri)  # in the background, when it changed
             python = doc.language_id == "python"
-            names = nearby_names(doc.lines, cursor.line, cursor.index, imports_only=python)
-            for d in pick_definitions(self.index, names, exclude=doc.uri):
+            modules = dict(imports(doc.lines[:IMPORT_LINES]))
+            names = nearby_names(
+                doc.lines, cursor.line, cursor.index, imports_only=python, imported=list(modules)
+            )
+            for d in pick_definitions(self.index, names, exclude=doc.uri, modules=modules):
                 pieces.append(
                     ContextPiece("definition", locate(d.path, folders)[0], d.line, d.signature)
                 )

@@ -105,12 +105,50 @@ def _name(node: Node) -> str | None:
 
 
 def _header(node: Node, source: bytes) -> str:
-    """The definition's text up to its body, at most a few lines."""
+    """The definition's text up to its body, at most a few lines.
+
+    A parameter list spread over several lines is joined into one (``def f(a, b) -> T:``)
+    so that a long one is shown whole, unless a comment or a multi-line string would
+    swallow what follows it.
+    """
     body = node.child_by_field_name("body")
     end = body.start_byte if body is not None else node.end_byte
     text = source[node.start_byte : end].decode("utf-8", "replace").rstrip()
-    lines = text.split("\n")[:MAX_SIGNATURE_LINES]
-    return "\n".join(line.rstrip() for line in lines)
+    lines = [line.rstrip() for line in text.split("\n")]
+    if len(lines) > 1 and not _UNJOINABLE.search(text):
+        lines = _join_brackets(lines)
+    return "\n".join(lines[:MAX_SIGNATURE_LINES])
+
+
+#: What makes a header's lines unsafe to join: comments and multi-line strings.
+_UNJOINABLE = re.compile(r"#|//|/\*|--|\"\"\"|\'\'\'|`")
+
+
+def _join_brackets(lines: list[str]) -> list[str]:
+    """Lines broken inside round or square brackets joined into one.
+
+    Single spaces between the parts, none after the opening bracket, and no trailing
+    comma before the closing one.
+    """
+    out = [lines[0]]
+    depth = _depth(lines[0])
+    for line in lines[1:]:
+        part = line.strip()
+        if depth <= 0:
+            out.append(line)
+        elif part:
+            last = out[-1]
+            if part[0] in ")]":
+                last = last.rstrip(",")
+            elif not last.endswith(("(", "[")):
+                last += " "
+            out[-1] = last + part
+        depth += _depth(line)
+    return out
+
+
+def _depth(text: str) -> int:
+    return text.count("(") + text.count("[") - text.count(")") - text.count("]")
 
 
 def _leading_comments(node: Node, source: bytes) -> str:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.crossfile import RecentSnippets, WorkspaceIndexer, nearby_names, pick_definitions
+from lsp_server.crossfile import (
+    RecentSnippets,
+    WorkspaceIndexer,
+    imports,
+    module_match,
+    nearby_names,
+    pick_definitions,
+)
 from lsp_server.documents import split_lines
 from lsp_server.symbols import Definition, SymbolIndex, extract
 
@@ -89,6 +96,42 @@ def test_definitions_in_other_languages(
         assert sigs[name] == signature
 
 
+@pytest.mark.parametrize(
+    "grammar,source,expected",
+    [
+        (
+            "python",
+            "def get(\n    name: str,\n    home: str | None = None,\n    prefix: list[\n"
+            "        str\n    ] = (),\n) -> Scheme:\n    return 1\n"
+            "class Box(\n    Base,\n    metaclass=Meta,\n):\n    pass\n",
+            {
+                "get": "def get(name: str, home: str | None = None, prefix: list[str] = ())"
+                " -> Scheme:",
+                "Box": "class Box(Base, metaclass=Meta):",
+            },
+        ),
+        (
+            "typescript",
+            "export function area(\n  w: number,\n  h: number,\n): number {\n  return w;\n}\n",
+            {"area": "export function area(w: number, h: number): number"},
+        ),
+        (  # braces keep their lines; a comment keeps the parameters' lines
+            "go",
+            "package m\ntype Box struct {\n\tW int\n}\n"
+            "func Area(\n\tw int, // width\n\th int,\n) int {\n\treturn w\n}\n",
+            {
+                "Box": "type Box struct {\n\tW int\n}",
+                "Area": "func Area(\n\tw int, // width\n\th int,\n) int",
+            },
+        ),
+    ],
+)
+def test_parameter_lists_over_several_lines_are_joined(
+    grammar: str, source: str, expected: dict[str, str]
+) -> None:
+    assert signatures(grammar, source) == expected
+
+
 def test_index_replaces_and_bounds_files() -> None:
     index = SymbolIndex(max_files=2)
     index.set_file("a", [Definition("f", "function", "a", 1, "def f():")])
@@ -150,6 +193,60 @@ def test_imported_names_leave_module_paths_out(statement: str, names: list[str])
     from lsp_server.crossfile import imported_names
 
     assert imported_names([statement]) == names
+
+
+@pytest.mark.parametrize(
+    "statement,found",
+    [
+        (
+            "from pip._internal.locations import get_scheme",
+            [("get_scheme", "pip._internal.locations")],
+        ),
+        ("from .base import A, B", [("A", ".base"), ("B", ".base")]),
+        ("import { parse } from '../view/parse';", [("parse", "../view/parse")]),
+        (
+            "use crate::shapes::{Circle, Square};",
+            [("Circle", "crate.shapes"), ("Square", "crate.shapes")],
+        ),
+        ("import com.acme.shapes.Circle;", [("Circle", "com.acme.shapes")]),
+    ],
+)
+def test_imports_name_their_modules(statement: str, found: list[tuple[str, str]]) -> None:
+    assert imports([statement]) == found
+
+
+@pytest.mark.parametrize(
+    "path,module,name,score",
+    [
+        ("file:///r/pip/_internal/locations/__init__.py", "pip._internal.locations", "x", 3),
+        ("file:///r/locations/_distutils.py", "pip._internal.locations", "x", 0),
+        ("file:///r/src/view/parse.ts", "../view/parse", "parse", 2),
+        ("file:///r/src/view/index.js", "./view", "parse", 1),
+        ("file:///r/src/com/acme/shapes/Circle.java", "com.acme.shapes", "Circle", 4),
+        ("file:///r/src/shapes/mod.rs", "crate.shapes", "Circle", 1),
+        ("file:///r/other.py", "", "x", 0),
+    ],
+)
+def test_module_match_counts_the_path_segments_a_module_names(
+    path: str, module: str, name: str, score: int
+) -> None:
+    assert module_match(path, module, name) == score
+
+
+def test_pick_definitions_prefers_the_imported_module() -> None:
+    index = SymbolIndex()
+    for path in ("file:///r/locations/__init__.py", "file:///r/locations/_distutils.py"):
+        index.set_file(path, [Definition("get_scheme", "f", path, 0, "def get_scheme():")])
+    index.set_file(
+        "file:///r/req/req_set.py", [Definition("get", "f", "file:///r/req/req_set.py", 5, "")]
+    )
+    modules = {"get_scheme": "pip._internal.locations", "get": "pip._internal.utils"}
+    picked = pick_definitions(index, ["get_scheme", "get"], "file:///r/a.py", modules)
+    # the module's own file only; a name whose module matches no file keeps its finds
+    assert [d.path for d in picked] == [
+        "file:///r/locations/__init__.py",
+        "file:///r/req/req_set.py",
+    ]
 
 
 def test_pick_definitions_skips_the_current_file_and_what_it_defines() -> None:

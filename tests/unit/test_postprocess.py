@@ -43,6 +43,28 @@ def test_multi_line_limit() -> None:
     assert out == "1,\n    2,\n    3,"
 
 
+def test_a_bracket_left_open_ends_with_the_line_that_closes_it() -> None:
+    # Python: a call at the end of the line; arguments on that line or several
+    p = plan("def f(cmd):\n    command = create(\n\n    return command\n", 1, 21)
+    assert p.mode is Mode.MULTI_LINE
+    out = run(stop_rule(p, 8), 'cmd, isolated=(")" in cmd))\n\n    return command.main()\n')
+    assert finish(out, p) == 'cmd, isolated=(")" in cmd))'
+    out = run(stop_rule(p, 8), "\n        cmd,\n        name,\n    )\n    command.run()\n")
+    assert finish(out, p) == "\n        cmd,\n        name,\n    )"
+    # a call that opens a block goes on with the block, to its end
+    p = plan("def f(x):\n    if check(\n", 1, 13)
+    out = run(stop_rule(p, 8), "x):\n        return 1\n    return 2\n")
+    assert finish(out, p) == "x):\n        return 1"
+    # JavaScript: a callback's body, then the call's close
+    p = plan("items.forEach(\n", 0, 14, "javascript")
+    out = run(stop_rule(p, 8), "(item) => {\n  show(item);\n});\nconsole.log(items);\n")
+    assert finish(out, p) == "(item) => {\n  show(item);\n});"
+    # Go: a composite literal
+    p = plan("func f() {\n\tcfg := Config{\n}\n", 1, 15, "go")
+    out = run(stop_rule(p, 8), '\n\t\tName: "a",\n\t}\n\treturn cfg\n')
+    assert finish(out, p) == '\n\t\tName: "a",\n\t}'
+
+
 def test_multi_line_stops_at_a_markdown_fence() -> None:
     p = plan("def f():\n    \n", 1, 4)
     out = run(stop_rule(p, 8), "return 1\n```\n\nThis code returns one.")
