@@ -105,11 +105,13 @@ _FOLDER_FILES = frozenset({"__init__", "index", "mod"})
 
 
 def module_match(path: str, module: str, name: str) -> int:
-    """How many trailing segments of a definition's file path a module path names.
+    """How well a module path names a definition's file: 0 when not at all.
 
-    ``pkg.models.link`` names ``.../models/link.py`` by 2 (``models``, ``link``) and
-    ``.../models/__init__.py`` by 1; Java's ``a.b.C`` names ``.../a/b/C.java`` by 3 (the
-    imported name is the file's). 0 when they have nothing in common.
+    Twice the number of trailing path segments it names (``pkg.models.link`` names
+    ``.../models/link.py`` by 2, hence 4; ``pkg.models`` names ``.../models/__init__.py``
+    by 1), or one less for a file inside the module's folder (``pkg.models`` re-exporting
+    ``.../models/link.py``'s names). Java's ``a.b.C`` names ``.../a/b/C.java`` whole (the
+    imported name is the file's); ``./view.js`` names ``.../view.ts``.
     """
     parts = [p for p in re.split(r"[/\\]", path) if p]
     if not parts:
@@ -117,8 +119,17 @@ def module_match(path: str, module: str, name: str) -> int:
     parts[-1] = parts[-1].split(".", 1)[0]
     if parts[-1] in _FOLDER_FILES:
         parts.pop()
-    wanted = [p for p in re.split(r"\.|::|/", module) if p and p != ".."]
-    return max(_common_tail(parts, wanted), _common_tail(parts, [*wanted, name]))
+    if "/" in module:  # a path: `./lib/view.js`
+        wanted = [p for p in module.split("/") if p not in ("", ".", "..")]
+        if wanted:
+            wanted[-1] = wanted[-1].split(".", 1)[0]
+    else:  # dotted or `::`: `pkg.models`, `crate::shapes`
+        wanted = [p for p in re.split(r"\.|::", module) if p]
+    return max(
+        2 * _common_tail(parts, wanted),
+        2 * _common_tail(parts, [*wanted, name]),
+        2 * _common_tail(parts[:-1], wanted) - 1,
+    )
 
 
 def _common_tail(a: Sequence[str], b: Sequence[str]) -> int:

@@ -32,15 +32,14 @@ def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | Non
     next_code = plan.next_code_line
     fences_end = plan.language_id not in MARKDOWN_LIKE
     # A bracket left open at the cursor (`call(`, `x = {`) that the code below does not
-    # close: the statement ends with the line that closes it (even a line less indented
-    # than the lines before), unless that line opens a block (`if f(` ... `):`).
+    # close (at the cursor line's depth): the statement ends with the line that closes
+    # it, even one less indented than the lines before it, unless that line opens a
+    # block (`if f(` ... `):`, whose body the block rules then end) or leaves the
+    # expression unfinished (`f(a) +`). The line before the cursor is not blank here, so
+    # no indentation is dropped from the first line.
     open_before = bracket_depth(plan.line_before)
-    closed_below = (
-        next_code is not None
-        and next_code[:1] in ")]}"
-        and plan.next_code_indent == indent_width(plan.line_before)
-    )
-    if closed_below:
+    cursor_indent = indent_width(plan.line_before)
+    if next_code is not None and next_code[:1] in ")]}" and plan.next_code_indent == cursor_indent:
         open_before = 0
 
     def multi(text: str) -> int | None:
@@ -55,17 +54,22 @@ def stop_rule(plan: CompletionPlan, max_lines: int) -> Callable[[str], int | Non
             line = lines[i]
             whole = plan.line_before + line[drop:] if i == 0 else dedent(line, shift)
             finished = i < complete
-            closes = open_before > 0 and depth > 0 and whole.lstrip()[:1] in ")]}"
+            closes = (
+                depth > 0 and whole.lstrip()[:1] in ")]}" and indent_width(whole) >= cursor_indent
+            )
             if i > 0 and _ends_block(
                 whole, i, finished, block_indent, next_code, fences_end, lines, max_lines, closes
             ):
                 return max(offset - 1, 0)
             if block_indent is None and whole.strip() and (i > 0 or not plan.line_before.strip()):
                 block_indent = indent_width(whole)
-            if open_before > 0 and finished:
+            if depth > 0 and finished:
                 depth += bracket_depth(line)
-                if depth <= 0 and not ends_with_block_opener(whole):
-                    return offset + len(line)
+                if depth <= 0:
+                    ending = whole.rstrip()
+                    if not ends_with_block_opener(ending) and not ending.endswith(_OPERATORS):
+                        return offset + len(line)
+                    depth = 0  # a block or an unfinished expression: the usual rules
             offset += len(line) + 1
         return None
 
@@ -254,6 +258,8 @@ def makes_dead_code(text: str, plan: CompletionPlan) -> bool:
     return plan.next_code_indent == indent_width(plan.line_before)
 
 
+#: Operators that continue an expression on the next line when they end one.
+_OPERATORS = tuple("=+-*/%<>&|^.?\\")
 #: Characters that leave an expression or statement unfinished when they end a line.
 _OPEN_ENDINGS = tuple("([{,=:+-*/%<>&|!^~.?")
 

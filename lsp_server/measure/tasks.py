@@ -7,12 +7,13 @@ Everything here is pure and deterministic (the repository suite takes a seed).
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsp_server.crossfile import imported_names
+from lsp_server.crossfile import IMPORT_LINES, imported_names
 from lsp_server.symbols import extract
 from lsp_server.syntax import EXTENSIONS
 from lsp_server.workspace import LANGUAGES, source_files
@@ -20,6 +21,8 @@ from lsp_server.workspace import LANGUAGES, source_files
 SUITES = ("humaneval-single-line", "humaneval-multi-line", "repo", "repo-calls")
 
 MAX_FILE_BYTES = 200_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,8 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
 
     The kind of hole cross-file context is for (as in CrossCodeEval): a line that calls
     a function or class defined in another file and not in its own, cut right after the
-    first such call's ``(``; the rest of the line is to be filled. Where the file imports
+    first such call's ``(`` (not in a string, and with a word left to fill, not just
+    ``);``); the rest of the line is to be filled. Where the file imports
     names (Python's ``from m import f``, JavaScript's ``import {f}``), the callee must be
     one of them. Deterministic for a seed.
     """
@@ -226,10 +230,14 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
         grammar = EXTENSIONS.get(path.suffix)
         try:
             text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        try:
             names = (
                 {d.name for d in extract(grammar, text.encode(), str(path))} if grammar else set()
             )
-        except (UnicodeDecodeError, OSError):
+        except Exception:  # a grammar that fails on a file: the file gives no holes
+            log.debug("could not parse %s", path, exc_info=True)
             continue
         texts[path] = text
         defined[path] = names
@@ -240,7 +248,7 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
     candidates: list[tuple[Path, int, int]] = []
     for path, text in texts.items():
         lines = text.split("\n")
-        imported = set(imported_names(lines[:300]))
+        imported = set(imported_names(lines[:IMPORT_LINES]))
         own = defined[path]
         for number, line in enumerate(lines):
             stripped = line.strip()
@@ -250,7 +258,9 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
                 name = match.group(1)
                 if name in own or where.get(name, 0) == 0 or (imported and name not in imported):
                     continue
-                if len(line.rstrip()) - match.end() >= 2:
+                before = line[: match.start()]
+                in_string = before.count('"') % 2 or before.count("'") % 2
+                if not in_string and re.search(r"\w", line[match.end() :]):
                     candidates.append((path, number, match.end()))
                 break
     rng = random.Random(seed)

@@ -218,16 +218,18 @@ def test_imports_name_their_modules(statement: str, found: list[tuple[str, str]]
 @pytest.mark.parametrize(
     "path,module,name,score",
     [
-        ("file:///r/pip/_internal/locations/__init__.py", "pip._internal.locations", "x", 3),
-        ("file:///r/locations/_distutils.py", "pip._internal.locations", "x", 0),
-        ("file:///r/src/view/parse.ts", "../view/parse", "parse", 2),
-        ("file:///r/src/view/index.js", "./view", "parse", 1),
-        ("file:///r/src/com/acme/shapes/Circle.java", "com.acme.shapes", "Circle", 4),
-        ("file:///r/src/shapes/mod.rs", "crate.shapes", "Circle", 1),
+        ("file:///r/pip/_internal/locations/__init__.py", "pip._internal.locations", "x", 6),
+        ("file:///r/locations/_distutils.py", "pip._internal.locations", "x", 1),  # inside
+        ("file:///r/other/_distutils.py", "pip._internal.locations", "x", 0),
+        ("file:///r/src/view/parse.ts", "../view/parse", "parse", 4),
+        ("file:///r/src/view/parse.ts", "../view/parse.js", "parse", 4),
+        ("file:///r/src/view/index.js", "./view", "parse", 2),
+        ("file:///r/src/com/acme/shapes/Circle.java", "com.acme.shapes", "Circle", 8),
+        ("file:///r/src/shapes/mod.rs", "crate::shapes", "Circle", 2),
         ("file:///r/other.py", "", "x", 0),
     ],
 )
-def test_module_match_counts_the_path_segments_a_module_names(
+def test_module_match_scores_the_path_segments_a_module_names(
     path: str, module: str, name: str, score: int
 ) -> None:
     assert module_match(path, module, name) == score
@@ -240,12 +242,20 @@ def test_pick_definitions_prefers_the_imported_module() -> None:
     index.set_file(
         "file:///r/req/req_set.py", [Definition("get", "f", "file:///r/req/req_set.py", 5, "")]
     )
-    modules = {"get_scheme": "pip._internal.locations", "get": "pip._internal.utils"}
-    picked = pick_definitions(index, ["get_scheme", "get"], "file:///r/a.py", modules)
+    # a re-exported name: defined in a file inside the module's folder
+    for path in ("file:///r/scripts/utils.py", "file:///r/pkg/utils/helpers.py"):
+        index.set_file(path, [Definition("load", "f", path, 0, "def load():")])
+    modules = {
+        "get_scheme": "pip._internal.locations",
+        "get": "pip._internal.utils",
+        "load": "pkg.utils",
+    }
+    picked = pick_definitions(index, ["get_scheme", "get", "load"], "file:///r/a.py", modules)
     # the module's own file only; a name whose module matches no file keeps its finds
     assert [d.path for d in picked] == [
         "file:///r/locations/__init__.py",
         "file:///r/req/req_set.py",
+        "file:///r/pkg/utils/helpers.py",
     ]
 
 

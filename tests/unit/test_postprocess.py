@@ -52,9 +52,20 @@ def test_a_bracket_left_open_ends_with_the_line_that_closes_it() -> None:
     out = run(stop_rule(p, 8), "\n        cmd,\n        name,\n    )\n    command.run()\n")
     assert finish(out, p) == "\n        cmd,\n        name,\n    )"
     # a call that opens a block goes on with the block, to its end
-    p = plan("def f(x):\n    if check(\n", 1, 13)
-    out = run(stop_rule(p, 8), "x):\n        return 1\n    return 2\n")
-    assert finish(out, p) == "x):\n        return 1"
+    p = plan("def f(xs):\n    for i in range(\n", 1, 19)
+    out = run(stop_rule(p, 8), "len(xs)):\n        a = g(i)\n        print(a)\n    return 2\n")
+    assert finish(out, p) == "len(xs)):\n        a = g(i)\n        print(a)"
+    # an operator at the end continues the expression; a comma ends it (an argument)
+    p = plan("def f(x):\n    y = g(\n\n    return y\n", 1, 10)
+    out = run(stop_rule(p, 8), "x) +\n        h(x)\n    return y\n")
+    assert finish(out, p) == "x) +\n        h(x)"
+    p = plan("show(\n    size(\n    name,\n)\n", 1, 9)
+    assert run(stop_rule(p, 8), "total),\n    name,\n") == "total),"
+    # JavaScript: a miscounted bracket (a regular expression) never lets the closing
+    # brace of the enclosing function in
+    p = plan("function f(s) {\n  const parts = s.split(\n}\n", 1, 24, "javascript")
+    out = run(stop_rule(p, 8), "/\\(/);\n  return parts;\n}\n\nfunction g() {")
+    assert finish(out, p) == "/\\(/);\n  return parts;"
     # JavaScript: a callback's body, then the call's close
     p = plan("items.forEach(\n", 0, 14, "javascript")
     out = run(stop_rule(p, 8), "(item) => {\n  show(item);\n});\nconsole.log(items);\n")
