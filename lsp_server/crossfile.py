@@ -100,6 +100,8 @@ def _imported(statement: str) -> list[tuple[str, str]]:
     ]
 
 
+#: Module paths relative to the importing file (Python, JavaScript, Rust).
+_RELATIVE = re.compile(r"\.|(super|self)\b")
 #: File names that stand for their folder (a package's or module's own file).
 _FOLDER_FILES = frozenset({"__init__", "index", "mod"})
 
@@ -222,7 +224,9 @@ def pick_definitions(
     A name that ``exclude`` defines itself is skipped. Where ``modules`` says which
     module a name is imported from, only the definitions in the files that match the
     module path best are kept (``from pkg.locations import get_scheme`` picks
-    ``pkg/locations/__init__.py``'s ``get_scheme``, not another file's).
+    ``pkg/locations/__init__.py``'s ``get_scheme``, not another file's), and none when
+    no file matches a module that is not relative (``from packaging import Requirement``
+    is not the workspace's own ``Requirement``).
     """
     picked: list[Definition] = []
     seen: set[tuple[str, int]] = set()
@@ -237,6 +241,8 @@ def pick_definitions(
             best = max(scores)
             if best > 0:
                 found = [d for d, score in zip(found, scores, strict=True) if score == best]
+            elif not _RELATIVE.match(module):
+                continue  # from a module outside the workspace: another thing of that name
         for d in found[:per_name]:
             key = (d.path, d.line)
             if key not in seen:

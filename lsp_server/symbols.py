@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node, Tree
 
@@ -52,12 +52,36 @@ def extract(grammar: str, source: bytes, path: str, tree: Tree | None = None) ->
     """Definitions in a file's source (parsed unless its current tree is given)."""
     tree = tree or parse(grammar, source)
     found: list[Definition] = []
+    at: dict[int, int] = {}  # a definition node's start byte: its place in found
+    constructors: dict[int, str] = {}  # a class's start byte: its constructor's header
     for node, container in _walk(tree.root_node):
         name = _name(node)
         assert name is not None
         signature = _signature(node, container, source, grammar)
+        at[node.start_byte] = len(found)
         found.append(Definition(name, node.type, path, node.start_point[0], signature))
+        if container is not None and (name in CONSTRUCTORS or node.type in CONSTRUCTORS):
+            lead = _line_start(source, node.start_byte)
+            constructors.setdefault(container.start_byte, lead + _header(node, source))
+    for start, constructor in constructors.items():
+        if start in at:
+            found[at[start]] = _with_constructor(found[at[start]], constructor)
     return found
+
+
+#: Constructor names (Python, JavaScript/TypeScript, Ruby) and node types (Java, C#...).
+CONSTRUCTORS = frozenset({"__init__", "constructor", "initialize", "constructor_declaration"})
+
+
+def _with_constructor(d: Definition, constructor: str) -> Definition:
+    """A class's definition with its constructor's header (what a call of it takes).
+
+    The docstring goes when both would not fit in :data:`MAX_SIGNATURE`.
+    """
+    signature = d.signature + "\n" + constructor
+    if len(signature) > MAX_SIGNATURE:
+        signature = d.signature.split("\n", 1)[0] + "\n" + constructor
+    return replace(d, signature=signature[:MAX_SIGNATURE])
 
 
 def _walk(root: Node) -> Iterator[tuple[Node, Node | None]]:

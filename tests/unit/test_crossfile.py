@@ -101,6 +101,40 @@ def test_definitions_in_other_languages(
     [
         (
             "python",
+            'class Report:\n    """A report."""\n\n    def __init__(\n        self,\n'
+            "        reqs: list[Req],\n    ) -> None:\n        self.reqs = reqs\n\n"
+            "    def to_dict(self):\n        return {}\n",
+            'class Report:\n    """A report."""\n    def __init__(self, reqs: list[Req]) -> None:',
+        ),
+        (
+            "typescript",
+            "export class Box {\n  constructor(private w: number, h: number) {}\n"
+            "  area(): number { return 1; }\n}\n",
+            "export class Box\n  constructor(private w: number, h: number)",
+        ),
+        (
+            "java",
+            "class Box {\n  Box(int w, int h) { }\n  int area() { return 1; }\n}\n",
+            "class Box\n  Box(int w, int h)",
+        ),
+        (
+            "ruby",
+            "class Box\n  def initialize(w, h)\n    @w = w\n  end\nend\n",
+            "class Box\n  def initialize(w, h)",
+        ),
+    ],
+)
+def test_a_class_shows_its_constructor(grammar: str, source: str, expected: str) -> None:
+    sigs = {d.name: d.signature for d in extract(grammar, source.encode(), "f")}
+    name = "Report" if grammar == "python" else "Box"
+    assert sigs[name] == expected
+
+
+@pytest.mark.parametrize(
+    "grammar,source,expected",
+    [
+        (
+            "python",
             "def get(\n    name: str,\n    home: str | None = None,\n    prefix: list[\n"
             "        str\n    ] = (),\n) -> Scheme:\n    return 1\n"
             "class Box(\n    Base,\n    metaclass=Meta,\n):\n    pass\n",
@@ -247,16 +281,23 @@ def test_pick_definitions_prefers_the_imported_module() -> None:
         index.set_file(path, [Definition("load", "f", path, 0, "def load():")])
     modules = {
         "get_scheme": "pip._internal.locations",
-        "get": "pip._internal.utils",
+        "get": "pip._vendor.requests",  # not the workspace's
         "load": "pkg.utils",
     }
-    picked = pick_definitions(index, ["get_scheme", "get", "load"], "file:///r/a.py", modules)
-    # the module's own file only; a name whose module matches no file keeps its finds
+    names = ["get_scheme", "get", "load"]
+    picked = pick_definitions(index, names, "file:///r/a.py", modules)
+    # the module's own file only; nothing for a name from a module outside the workspace
     assert [d.path for d in picked] == [
         "file:///r/locations/__init__.py",
-        "file:///r/req/req_set.py",
         "file:///r/pkg/utils/helpers.py",
     ]
+    # a relative module that names no file keeps every find; no module, the same
+    for modules in ({"get": ".", "load": "pkg.utils"}, {"load": "pkg.utils"}):
+        picked = pick_definitions(index, ["get", "load"], "file:///r/a.py", modules)
+        assert [d.path for d in picked] == [
+            "file:///r/req/req_set.py",
+            "file:///r/pkg/utils/helpers.py",
+        ]
 
 
 def test_pick_definitions_skips_the_current_file_and_what_it_defines() -> None:
