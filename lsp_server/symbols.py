@@ -136,6 +136,10 @@ def _header(node: Node, source: bytes) -> str:
     swallow what follows it.
     """
     body = node.child_by_field_name("body")
+    value = node.child_by_field_name("value")
+    if body is None and value is not None:  # `const f = (a) => {...}`: up to its block
+        inner = value.child_by_field_name("body")
+        body = inner if inner is not None and inner.type == "statement_block" else None
     end = body.start_byte if body is not None else node.end_byte
     text = source[node.start_byte : end].decode("utf-8", "replace").rstrip()
     lines = [line.rstrip() for line in text.split("\n")]

@@ -58,12 +58,14 @@ def test_python_definitions_keep_signatures_and_docstrings_not_bodies() -> None:
             "typescript",
             "export function area(w: number): number {\n  return w;\n}\n"
             "export class Box {\n  scale(k: number): Box { return this; }\n}\n"
-            "const twice = (x: number) => 2 * x;\n",
+            "const twice = (x: number) => 2 * x;\n"
+            "const show = (\n  box: Box,\n) => {\n  draw(box);\n};\n",
             {
                 "area": "export function area(w: number): number",
                 "Box": "export class Box",
                 "scale": "export class Box\n  scale(k: number): Box",
                 "twice": "const twice = (x: number) => 2 * x",
+                "show": "const show = (box: Box) =>",
             },
         ),
         (
