@@ -37,7 +37,6 @@ from lsp_server.postprocess import (
     makes_dead_code,
     stop_rule,
 )
-from lsp_server.pynames import identifiers
 from lsp_server.stats import Stats
 from lsp_server.syntax import DocumentSyntax, SyntaxCheck, cursor_context
 from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
@@ -387,11 +386,13 @@ class CompletionService:
         plan = self.plan(doc, cursor, settings)
         check = None
         if syntax is not None and settings.completion.syntax_check:
-            before, after = enclosing_definition(doc.lines, cursor.line, cursor.index)
-            outside: frozenset[str] = frozenset()
-            if syntax.grammar == "python":
-                start, end = enclosing_span(doc.lines, cursor.line)
-                outside = identifiers([*doc.lines[:start], *doc.lines[end:]])
+            start, end = enclosing_span(doc.lines, cursor.line)
+            before, after = enclosing_definition(
+                doc.lines, cursor.line, cursor.index, span=(start, end)
+            )
+            # the lines outside the window, read for their names on the model thread
+            # when a Python completion is judged, not here on the event loop
+            outside = (*doc.lines[:start], *doc.lines[end:]) if syntax.grammar == "python" else ()
             check = SyntaxCheck(syntax.grammar, before, after, outside)
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:

@@ -254,16 +254,21 @@ def enclosing_span(lines: Sequence[str], line: int, limit: int = 2000) -> tuple[
 
 
 def enclosing_definition(
-    lines: Sequence[str], line: int, index: int, limit: int = 2000
+    lines: Sequence[str],
+    line: int,
+    index: int,
+    limit: int = 2000,
+    span: tuple[int, int] | None = None,
 ) -> tuple[str, str]:
     """The text of the top-level construct around the cursor, split at the cursor.
 
     It runs from the nearest line above with no indentation to the line before the next
     one below (a closing ``}``/``end`` there is included), at most ``limit`` lines each
     way. Parsing this instead of an arbitrary window keeps the syntax check free of
-    errors that only the cut would cause.
+    errors that only the cut would cause. ``span``: :func:`enclosing_span`'s answer, when
+    the caller has it already.
     """
-    start, end = enclosing_span(lines, line, limit)
+    start, end = span or enclosing_span(lines, line, limit)
     current = content(lines[line])
     before = "".join(content(x) + "\n" for x in lines[start:line]) + current[:index]
     after = current[index:] + "".join("\n" + content(x) for x in lines[line + 1 : end])

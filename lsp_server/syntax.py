@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from tree_sitter import Language, Node, Parser, Point, Tree
 
-from lsp_server.pynames import name_flaw
+from lsp_server.pynames import identifiers, name_flaw
 from lsp_server.workspace import LANGUAGES
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class SyntaxCheck:
     grammar: str
     before: str
     after: str
-    outside: frozenset[str] = frozenset()  # identifiers of the file outside the window
+    outside_lines: tuple[str, ...] = ()  # the file's lines outside the window
 
     def errors(self, inserted: str = "") -> int:
         """Syntax errors of the window with ``inserted`` at the cursor.
@@ -243,6 +243,11 @@ class SyntaxCheck:
         if self.grammar == "python" and inserted:
             count += self.python_worse(inserted)
         return count
+
+    @cached_property
+    def outside(self) -> frozenset[str]:
+        """The identifiers of the lines outside the window (read once per check)."""
+        return identifiers(self.outside_lines)
 
     @cached_property
     def _base_error_line(self) -> int | None:
