@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server import __version__, logs
-from lsp_server.measure.tasks import SUITES
+from lsp_server.measure.tasks import REPO_SUITES, SUITES
 
 DESCRIPTION = "fimls: local AI code completion language server (fill-in-the-middle, in-process)."
 
@@ -156,7 +156,7 @@ def _eval(args: argparse.Namespace) -> int:
     )
     from lsp_server.measure.sandbox import Limits
 
-    in_repo = args.suite.startswith("repo")
+    in_repo = args.suite in REPO_SUITES
     if in_repo and args.path is None:
         raise SystemExit(f"fimls eval {args.suite} needs a PATH")
     root = (args.path or Path.cwd()).resolve()

@@ -24,6 +24,7 @@ from lsp_server.lsp_client import FimlsClient, server_command
 from lsp_server.measure.sandbox import Limits, run_program
 from lsp_server.measure.scoring import edit_similarity, normalize
 from lsp_server.measure.tasks import (
+    REPO_SUITES,
     Task,
     call_tasks,
     humaneval_tasks,
@@ -292,7 +293,7 @@ class Report:
 
 def build_tasks(suite: str, path: Path | None, limit: int | None, seed: int) -> list[Task]:
     """The tasks of a suite, sampled."""
-    if suite in ("repo", "repo-calls"):
+    if suite in REPO_SUITES:
         if path is None:
             raise ValueError(f"the {suite} suite needs a PATH")
         make = repo_tasks if suite == "repo" else call_tasks

@@ -18,7 +18,9 @@ from lsp_server.symbols import extract
 from lsp_server.syntax import EXTENSIONS
 from lsp_server.workspace import LANGUAGES, source_files
 
-SUITES = ("humaneval-single-line", "humaneval-multi-line", "repo", "repo-calls")
+#: The suites whose holes are punched in a repository given by its path.
+REPO_SUITES = ("repo", "repo-calls")
+SUITES = ("humaneval-single-line", "humaneval-multi-line", *REPO_SUITES)
 
 MAX_FILE_BYTES = 200_000
 
@@ -241,10 +243,7 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
             continue
         texts[path] = text
         defined[path] = names
-    where: dict[str, int] = {}
-    for names in defined.values():
-        for name in names:
-            where[name] = where.get(name, 0) + 1
+    anywhere: set[str] = set().union(*defined.values())
     candidates: list[tuple[Path, int, int]] = []
     for path, text in texts.items():
         lines = text.split("\n")
@@ -256,7 +255,7 @@ def call_tasks(root: Path, count: int, seed: int) -> list[Task]:
                 continue
             for match in _CALL.finditer(line):
                 name = match.group(1)
-                if name in own or where.get(name, 0) == 0 or (imported and name not in imported):
+                if name in own or name not in anywhere or (imported and name not in imported):
                     continue
                 before = line[: match.start()]
                 in_string = before.count('"') % 2 or before.count("'") % 2
