@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--output", type=Path, help="JSON report path")
     evaluate.add_argument(
+        "--warm",
+        action="store_true",
+        help="complete at the end of the line above first, then type the line break and "
+        "the cursor line's start: measures answers made from a KV cache left by typing",
+    )
+    evaluate.add_argument(
         "--timeout", type=float, default=10.0, help="seconds each test program may run"
     )
 
@@ -169,7 +175,7 @@ def _eval(args: argparse.Namespace) -> int:
     answerer = (
         RawAnswerer(args.model)
         if args.baseline == "raw"
-        else ServerAnswerer(root, settings, args.model)
+        else ServerAnswerer(root, settings, args.model, warm=args.warm)
     )
     limits = Limits(wall_seconds=args.timeout, cpu_seconds=max(1, int(args.timeout)))
     report = asyncio.run(

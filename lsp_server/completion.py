@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,9 @@ from lsp_server.postprocess import (
     makes_dead_code,
     stop_rule,
 )
+from lsp_server.recall import CompletionMemory, plan_key
 from lsp_server.stats import Stats
-from lsp_server.syntax import DocumentSyntax, SyntaxCheck, cursor_context
+from lsp_server.syntax import DocumentSyntax, SyntaxCheck, cursor_context, grammar_for
 from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
 from lsp_server.workspace import locate
 
@@ -51,7 +52,7 @@ class Suggestion:
 
     text: str
     mode: Mode
-    result: GenerationResult
+    result: GenerationResult | None  # None when answered from memory
 
 
 def budgets(settings: Settings, n_ctx: int, overhead: int) -> tuple[int, int]:
@@ -73,12 +74,25 @@ def budgets(settings: Settings, n_ctx: int, overhead: int) -> tuple[int, int]:
     return prefix, suffix
 
 
-def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> list[int]:
+@dataclass(frozen=True)
+class Prompt:
+    """A rendered prompt and the part of it that an edit of the prefix leaves unchanged."""
+
+    tokens: list[int]
+    #: [start, end) of the tokens after the prefix that do not depend on it (the FIM
+    #: suffix and its markers), for the engine's shifted reuse; None when the prefix
+    #: comes last (suffix-prefix-middle order).
+    block: tuple[int, int] | None = None
+
+
+def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> Prompt:
     """Render the prompt for a plan as token ids, within the engine's context.
 
     Order, most stable first so that the KV cache keeps it while the user types: the
     context from other files (in the model's repository format, or as a comment block
-    at the top of the prefix), then the FIM part with the prefix and suffix windows.
+    at the top of the prefix), then the FIM part with the prefix and suffix windows, and,
+    where the template allows it, the text typed on the cursor line after the middle
+    token (so that typing within a line only appends to the prompt).
     """
     template = engine.template
     count = engine.count_tokens
@@ -88,7 +102,7 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> li
     chosen = choose_pieces(plan.pieces, count, settings, share)
     files = group_pieces(chosen)
     head = list(template.bos)
-    block = ""
+    comments = ""
     repo_format = template.has_repo_format and settings.context.format == "repo"
     if repo_format and (files or (settings.context.file_path and plan.path)):
         head += template.repo_header(engine.tokenize(plan.repo))
@@ -96,19 +110,29 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> li
             head += template.repo_file(engine.tokenize(path), engine.tokenize(text))
         head += template.repo_current(engine.tokenize(plan.path or "untitled"))
     elif files:
-        block = comment_block(files, plan.language_id)
-    overhead = len(head) + template.overhead - len(template.bos) + count(block)
+        comments = comment_block(files, plan.language_id)
+    overhead = len(head) + template.overhead - len(template.bos) + count(comments)
     prefix_budget, suffix_budget = budgets(settings, engine.n_ctx, overhead)
-    windows = fit_windows(plan, count, prefix_budget, suffix_budget)
+    windows = fit_windows(
+        plan, count, prefix_budget, suffix_budget, anchor=settings.cache.anchor_lines
+    )
     healed = len(plan.healed) if settings.completion.postprocess else 0
-    prefix = block + windows.prefix[: len(windows.prefix) - healed]
-    prefix_ids = engine.tokenize(prefix)
+    prefix = windows.prefix[: len(windows.prefix) - healed]
+    middle = ""
+    if settings.cache.line_after_middle and template.template.line_after_middle:
+        lines_end = prefix.rfind("\n") + 1
+        prefix, middle = prefix[:lines_end], prefix[lines_end:]
+    prefix_ids = engine.tokenize(comments + prefix)
+    middle_ids = engine.tokenize(middle)
     suffix_ids = engine.tokenize(windows.suffix)
     # Per-line counts can differ slightly from tokenizing the joined text: trim to fit.
-    limit = prefix_budget + count(block)
+    limit = prefix_budget + count(comments) - len(middle_ids)
     prefix_ids = prefix_ids[max(0, len(prefix_ids) - limit) :]
     suffix_ids = suffix_ids[:suffix_budget]
-    return head + template.fim(prefix_ids, suffix_ids)
+    fim, prefix_end = template.fim_block(prefix_ids, suffix_ids)
+    tokens = head + fim + middle_ids
+    span = (len(head) + prefix_end, len(head) + len(fim)) if prefix_end >= 0 else None
+    return Prompt(tokens, span)
 
 
 def choose_pieces(
@@ -178,12 +202,19 @@ def generate(
     plan: CompletionPlan,
     settings: Settings,
     banned_first: frozenset[int] = frozenset(),
+    document: str | None = None,
 ) -> GenerationResult:
     """Build the prompt and generate (runs on the model thread)."""
     c = settings.completion
+    prompt = build_prompt(engine, plan, settings)
     return engine.generate(
         Generation(
-            prompt=build_prompt(engine, plan, settings),
+            prompt=prompt.tokens,
+            block=prompt.block,
+            shifted_reuse=settings.cache.shifted_reuse,
+            document=document,
+            documents=settings.cache.documents,
+            time_budget_ms=settings.cache.time_budget_ms,
             max_tokens=c.max_tokens,
             stop=stop_rule(plan, c.max_lines),
             cancel=cancel,
@@ -214,6 +245,7 @@ def complete(
     settings: Settings,
     check: SyntaxCheck | None,
     record: Callable[[GenerationResult], None],
+    document: str | None = None,
 ) -> Outcome:
     """Generate, finish and check a completion (runs on the model thread).
 
@@ -229,7 +261,7 @@ def complete(
     """
 
     def attempt(banned: frozenset[int] = frozenset()) -> GenerationResult:
-        result = generate(engine, cancel, plan, settings, banned)
+        result = generate(engine, cancel, plan, settings, banned, document)
         record(result)
         return result
 
@@ -356,6 +388,8 @@ class CompletionService:
         self._stats = stats
         self._folders = folders
         self._context = context
+        self._memory = CompletionMemory()
+        self._background: set[asyncio.Task[None]] = set()
 
     async def suggest(
         self,
@@ -369,6 +403,9 @@ class CompletionService:
     ) -> Suggestion | None:
         """Return a suggestion at the cursor, or None.
 
+        Answered from memory when the same text around the cursor was completed before,
+        or when the user typed the start of the last suggestion; otherwise by the model,
+        after which the next completion is prefetched as if the suggestion were accepted.
         Raises JobCancelled when a newer request for the same document, or the client,
         cancelled this one.
         """
@@ -384,19 +421,27 @@ class CompletionService:
             log.debug("no completion inside a %s at %s:%d", where, doc.uri, cursor.line)
             return None
         plan = self.plan(doc, cursor, settings)
-        check = None
-        if syntax is not None and settings.completion.syntax_check:
-            start, end = enclosing_span(doc.lines, cursor.line)
-            before, after = enclosing_definition(
-                doc.lines, cursor.line, cursor.index, span=(start, end)
-            )
-            # the lines outside the window, read for their names on the model thread
-            # when a Python completion is judged, not here on the event loop
-            outside = (*doc.lines[:start], *doc.lines[end:]) if syntax.grammar == "python" else ()
-            check = SyntaxCheck(syntax.grammar, before, after, outside)
+        key = self._key(plan, settings)
+        recalled = self._memory.get(doc.uri, key, plan.line_before) if key else None
+        if recalled is not None:
+            self._stats.count(f"memory.{recalled.kind}")
+            self._record("suggestion" if recalled.text else "empty", started, evaluated=0)
+            log.info("completion id=%s uri=%s from memory (%s)", request_id, doc.uri, recalled.kind)
+            if not recalled.text:
+                return None
+            self.prefetch(doc, cursor, recalled.text, settings)
+            return Suggestion(recalled.text, plan.mode, None)
+        check = self._check(doc, cursor, settings, syntax.grammar if syntax else None)
+        queued = time.perf_counter()
+        timing: list[float] = []
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
-            return complete(engine, cancel, plan, settings, check, self._stats.record_generation)
+            timing.append(time.perf_counter())
+            outcome = complete(
+                engine, cancel, plan, settings, check, self._stats.record_generation, doc.uri
+            )
+            timing.append(time.perf_counter())
+            return outcome
 
         try:
             outcome = await self._worker.run(doc.uri, job)
@@ -413,16 +458,24 @@ class CompletionService:
             self._record("cancelled", started)
             raise JobCancelled()
         text = outcome.text
-        self._record("suggestion" if text else "empty", started)
+        if key:
+            self._memory.put(doc.uri, key, plan.line_before, text or "")
+        self._record(
+            "suggestion" if text else "empty",
+            started,
+            _phases(queued, timing, outcome),
+            sum(g.evaluated_tokens for g in outcome.generations),
+        )
         first = outcome.generations[0]
         log.info(
-            "completion id=%s uri=%s mode=%s prompt_tokens=%d reused=%d evaluated=%d "
-            "generated=%d ttft_ms=%.0f total_ms=%.0f stop=%s chars=%d %s",
+            "completion id=%s uri=%s mode=%s prompt_tokens=%d reused=%d shifted=%d "
+            "evaluated=%d generated=%d ttft_ms=%.0f total_ms=%.0f stop=%s chars=%d %s",
             request_id,
             doc.uri,
             plan.mode.value,
             first.prompt_tokens,
             first.reused_tokens,
+            first.shifted_tokens,
             first.evaluated_tokens,
             sum(g.generated_tokens for g in outcome.generations),
             first.first_token_ms,
@@ -431,7 +484,102 @@ class CompletionService:
             len(text or ""),
             outcome.rejected,
         )
+        if text:
+            self.prefetch(doc, cursor, text, settings)
         return Suggestion(text, plan.mode, first) if text else None
+
+    def _key(self, plan: CompletionPlan, settings: Settings) -> Hashable | None:
+        """The memory key of a plan (None when answers from memory are switched off)."""
+        if not settings.cache.completions:
+            return None
+        return plan_key(plan, (settings, self._worker.info))
+
+    def _check(
+        self, doc: TextDocument, cursor: Cursor, settings: Settings, grammar: str | None
+    ) -> SyntaxCheck | None:
+        """The syntax check of a completion at the cursor, when there is a grammar."""
+        if grammar is None or not settings.completion.syntax_check:
+            return None
+        start, end = enclosing_span(doc.lines, cursor.line)
+        before, after = enclosing_definition(
+            doc.lines, cursor.line, cursor.index, span=(start, end)
+        )
+        # the lines outside the window, read for their names on the model thread when a
+        # Python completion is judged, not here on the event loop
+        outside = (*doc.lines[:start], *doc.lines[end:]) if grammar == "python" else ()
+        return SyntaxCheck(grammar, before, after, outside)
+
+    def prefetch(self, doc: TextDocument, cursor: Cursor, text: str, settings: Settings) -> None:
+        """In the background, complete as if ``text`` had been accepted at the cursor.
+
+        The answer goes to memory, where the request after an acceptance finds it; the
+        KV cache then holds that prompt too. Any user request cancels it.
+        """
+        if not (settings.cache.prefetch and settings.cache.completions):
+            return
+        accepted, end = doc.with_insertion(cursor, text)
+        self._spawn(self._prefetch(accepted, end, settings))
+
+    async def _prefetch(self, doc: TextDocument, cursor: Cursor, settings: Settings) -> None:
+        await asyncio.sleep(0)  # the answer that caused this goes out first
+        plan = self.plan(doc, cursor, settings)
+        key = self._key(plan, settings)
+        found = self._memory.get(doc.uri, key, plan.line_before)
+        if key is None or (found is not None and found.kind == "exact"):
+            return
+        grammar = grammar_for(doc.language_id, doc.uri)
+        check = self._check(doc, cursor, settings, grammar)
+
+        def job(engine: Engine, cancel: threading.Event) -> Outcome:
+            return complete(
+                engine, cancel, plan, settings, check, self._stats.record_generation, doc.uri
+            )
+
+        try:
+            outcome = await self._worker.run("fimls:prefetch", job, background=True)
+        except (JobCancelled, ModelNotReady):
+            return
+        if not outcome.cancelled:
+            self._memory.put(doc.uri, key, plan.line_before, outcome.text or "")
+            self._stats.count("prefetched")
+
+    def warm_up(self, doc: TextDocument, settings: Settings) -> None:
+        """In the background, evaluate the prompt of a newly opened document.
+
+        The cursor is taken at the document's end: for a file within the prefix budget,
+        every later prompt in it starts with the same tokens up to its cursor line.
+        """
+        if not (settings.cache.warmup and settings.completion.enable and self._worker.ready):
+            return
+        self._spawn(self._warm_up(doc, settings))
+
+    async def _warm_up(self, doc: TextDocument, settings: Settings) -> None:
+        await asyncio.sleep(0)
+        last = len(doc.lines) - 1
+        plan = self.plan(doc, Cursor(last, len(doc.line_text(last))), settings)
+
+        def job(engine: Engine, cancel: threading.Event) -> None:
+            prompt = build_prompt(engine, plan, settings)
+            engine.prefill(prompt.tokens, prompt.block, doc.uri, settings.cache.documents, cancel)
+
+        try:
+            await self._worker.run("fimls:warm-up", job, background=True)
+        except (JobCancelled, ModelNotReady):
+            return
+        self._stats.count("warmedUp")
+
+    def forget(self, uri: str) -> None:
+        """A document was closed: drop its completions from memory."""
+        self._memory.forget(uri)
+
+    def model_changed(self) -> None:
+        """Another model was loaded (or none): what is in memory came from the old one."""
+        self._memory.clear()
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def plan(self, doc: TextDocument, cursor: Cursor, settings: Settings) -> CompletionPlan:
         """What a completion at the cursor would be made of."""
@@ -466,7 +614,7 @@ class CompletionService:
         where = skipped_at(doc, cursor, settings, syntax)
 
         def job(engine: Engine, cancel: threading.Event) -> dict[str, Any]:
-            tokens = build_prompt(engine, plan, settings)
+            tokens = build_prompt(engine, plan, settings).tokens
             return {
                 "template": engine.template.template.name,
                 "mode": "none" if where else plan.mode.value,
@@ -479,5 +627,24 @@ class CompletionService:
 
         return await self._worker.run(None, job)
 
-    def _record(self, outcome: str, started: float) -> None:
-        self._stats.record_request(outcome, (time.perf_counter() - started) * 1000)
+    def _record(
+        self,
+        outcome: str,
+        started: float,
+        phases: tuple[float, float, float, float] | None = None,
+        evaluated: int | None = None,
+    ) -> None:
+        latency = (time.perf_counter() - started) * 1000
+        self._stats.record_request(outcome, latency, phases, evaluated)
+
+
+def _phases(
+    queued: float, timing: Sequence[float], outcome: Outcome
+) -> tuple[float, float, float, float]:
+    """Milliseconds of a request in the queue, in prefill, in decoding and in post-processing."""
+    if len(timing) < 2:
+        return (0.0, 0.0, 0.0, 0.0)
+    prefill = sum(g.prompt_ms for g in outcome.generations)
+    model = sum(g.total_ms for g in outcome.generations)
+    job = (timing[1] - timing[0]) * 1000
+    return ((timing[0] - queued) * 1000, prefill, model - prefill, max(0.0, job - model))

@@ -152,12 +152,66 @@ class CompletionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CacheSettings:
+    """What makes a keystroke cheap: prompt layout, KV-cache reuse and answer caches."""
+
+    line_after_middle: bool = _setting(
+        True,
+        "Put the text typed on the cursor line after the FIM middle token, where the "
+        "model's template allows it (llama.vim's layout): typing within a line then only "
+        "appends to the prompt.",
+    )
+    anchor_lines: int = _setting(
+        16,
+        "The prefix window starts at a multiple of this many lines, so that it does not "
+        "slide (and invalidate the KV cache) on every new line; 1 slides.",
+        minimum=1,
+        maximum=4096,
+    )
+    shifted_reuse: bool = _setting(
+        True,
+        "When an edit lands before the suffix, keep the suffix's KV cells and shift them "
+        "instead of evaluating the suffix again (an approximation: they did not see the "
+        "edit).",
+    )
+    completions: bool = _setting(
+        True,
+        "Answer from recent completions without the model: the same text around the "
+        "cursor again, or the user typing the start of the suggestion on screen.",
+    )
+    prefetch: bool = _setting(
+        True,
+        "When idle after showing a suggestion, compute the next one as if it were accepted.",
+    )
+    warmup: bool = _setting(
+        True,
+        "When idle, evaluate the prompt of a newly opened document so that its first "
+        "completion is fast.",
+    )
+    documents: int = _setting(
+        4,
+        "KV-cache states of recently used documents kept in memory, so that switching "
+        "files does not start from zero; 0 keeps only the current one.",
+        minimum=0,
+        maximum=64,
+    )
+    time_budget_ms: int = _setting(
+        1500,
+        "Most milliseconds one completion may spend generating; then the text so far is "
+        "shown if it makes whole lines. 0: no limit.",
+        minimum=0,
+        maximum=600000,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """All fimls settings; every field has a default."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
     log_level: LogLevel = _setting(
         "warning", "Server log level (`error`, `warning`, `info`, `debug`)."
     )

@@ -310,6 +310,10 @@ class TokenCounter:
         return n
 
 
+#: Tokens of the prefix budget set aside for the cursor line, however long it is so far.
+CURSOR_LINE_TOKENS = 48
+
+
 @dataclass(frozen=True)
 class Windows:
     """The prefix and suffix text the prompt shows, within their budgets."""
@@ -323,12 +327,15 @@ def fit_windows(
     count: Callable[[str], int],
     prefix_budget: int,
     suffix_budget: int,
+    anchor: int = 1,
 ) -> Windows:
     """Cut prefix and suffix to their token budgets at line boundaries.
 
     The prefix keeps the whole cursor line before the cursor and as many whole lines
-    above it as fit; the suffix keeps the rest of the cursor line and whole lines below.
-    A single line longer than its budget is cut by characters (from its start for the
+    above it as fit, starting at a document line that is a multiple of ``anchor`` (so
+    that the window start stays put while lines are added below it, and the KV cache
+    keeps it); the suffix keeps the rest of the cursor line and whole lines below. A
+    single line longer than its budget is cut by characters (from its start for the
     prefix, from its end for the suffix).
     """
     headers: list[tuple[int, str]] = []
@@ -339,41 +346,48 @@ def fit_windows(
             break
         headers.append((index, text))
         reserve += n
-    prefix = _fit(
-        plan.line_before, plan.lines_before[::-1], count, prefix_budget - reserve, keep_end=True
-    )
+    budget = prefix_budget - reserve
+    above = plan.lines_before[::-1]
+    if budget <= 0:
+        prefix = ""
+    elif plan.line_before and count(plan.line_before) > budget:
+        prefix = _cut_chars(plan.line_before, count, budget, keep_end=True)
+    else:
+        # the lines above get the same budget whatever the cursor line holds (up to a
+        # line's usual length), so that typing on it does not move the window's start
+        allowance = min(CURSOR_LINE_TOKENS, budget // 8)
+        line_cost = max(count(plan.line_before) if plan.line_before else 0, allowance)
+        kept = _fitting("", above, count, budget - line_cost)
+        first = plan.line - kept
+        anchored = -(-first // anchor) * anchor
+        if anchor > 1 and anchored - first <= kept // 2:  # never drop most of the window
+            kept -= anchored - first
+        prefix = "".join(reversed(above[:kept])) + plan.line_before
     first_kept = plan.line - prefix.count("\n")  # the first document line in the window
     missing = [text for index, text in headers if index < first_kept]
     if missing:
         prefix = "".join(h + "\n" for h in missing) + prefix
     after_first = plan.line_after + ("\n" if plan.lines_after else "")
-    suffix = _fit(after_first, plan.lines_after, count, suffix_budget, keep_end=False)
+    if suffix_budget <= 0:
+        suffix = ""
+    elif after_first and count(after_first) > suffix_budget:
+        suffix = _cut_chars(after_first, count, suffix_budget, keep_end=False)
+    else:
+        kept = _fitting(after_first, plan.lines_after, count, suffix_budget)
+        suffix = after_first + "".join(plan.lines_after[:kept])
     return Windows(prefix=prefix, suffix=suffix)
 
 
-def _fit(
-    first: str,
-    others: Sequence[str],
-    count: Callable[[str], int],
-    budget: int,
-    *,
-    keep_end: bool,
-) -> str:
-    if budget <= 0:
-        return ""
+def _fitting(first: str, others: Sequence[str], count: Callable[[str], int], budget: int) -> int:
+    """How many of ``others`` fit in ``budget`` tokens after ``first``."""
     used = count(first) if first else 0
-    if used > budget:
-        return _cut_chars(first, count, budget, keep_end=keep_end)
-    kept: list[str] = []
+    kept = 0
     for line in others:
-        n = count(line)
-        if used + n > budget:
+        used += count(line)
+        if used > budget:
             break
-        kept.append(line)
-        used += n
-    if keep_end:
-        return "".join(reversed(kept)) + first
-    return first + "".join(kept)
+        kept += 1
+    return kept
 
 
 def _cut_chars(text: str, count: Callable[[str], int], budget: int, *, keep_end: bool) -> str:

@@ -113,6 +113,16 @@ class TextDocument:
         """The content of one line, without its terminator."""
         return content(self._lines[line])
 
+    def with_insertion(self, cursor: Cursor, text: str) -> tuple[TextDocument, Cursor]:
+        """A copy with ``text`` inserted at the cursor, and the cursor after it."""
+        current = self._lines[cursor.line]
+        inserted = split_lines(current[: cursor.index] + text + current[cursor.index :])
+        copy = TextDocument(self.uri, "", self.version, self.language_id)
+        copy._lines = [*self._lines[: cursor.line], *inserted, *self._lines[cursor.line + 1 :]]
+        last = split_lines(current[: cursor.index] + text)
+        end = Cursor(cursor.line + len(last) - 1, len(content(last[-1])))
+        return copy, end
+
     def cursor(self, line: int, character: int, encoding: str) -> Cursor:
         """Resolve a client position, raising DocumentError when it is not in the document."""
         if line < 0 or character < 0:

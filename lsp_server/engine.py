@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ from lsp_server import model_store
 from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
 from lsp_server.prompts import BoundTemplate, bind_template, detect_template, load_templates
+from lsp_server.reuse import ReusePlan, common_prefix, plan_reuse
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("lsp_server.llama_cpp")
@@ -96,6 +97,15 @@ class Generation:
     cancel: threading.Event
     sampling: Sampling = Sampling()
     banned_first: frozenset[int] = frozenset()  # tokens the completion may not start with
+    #: [start, end) of the prompt's movable block (:mod:`lsp_server.reuse`), or None.
+    block: tuple[int, int] | None = None
+    shifted_reuse: bool = True  # whether the block's cells may be moved (an approximation)
+    #: The document the prompt is for: the engine keeps the KV state of recent ones.
+    document: str | None = None
+    documents: int = 0  # how many other documents' KV states to keep in memory
+    #: Once a line break was generated, stop after this many milliseconds of decoding and
+    #: keep the whole lines (0: no limit).
+    time_budget_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,11 +122,22 @@ class GenerationResult:
     first_token_ms: float
     total_ms: float
     tokens: tuple[int, ...] = ()  # the tokens of ``text`` as generated
+    shifted_tokens: int = 0  # of the reused tokens, those moved to a new position
+    restored: bool = False  # the document's saved KV state was loaded first
 
     @property
     def cancelled(self) -> bool:
         """True when the request was cancelled before it finished."""
         return self.stop_reason == "cancelled"
+
+
+@dataclass(frozen=True)
+class _SavedState:
+    """A document's KV cells (llama.cpp's sequence state) and the tokens they hold."""
+
+    tokens: list[int]
+    block: tuple[int, int] | None
+    data: bytes
 
 
 class _LlamaLog:
@@ -200,7 +221,17 @@ class Engine:
         self._n_batch = n_batch
         self._batch = internals.LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
         self._n_vocab = model.n_vocab()
-        self._kv: list[int] = []  # tokens held in the KV cache of sequence 0, by position
+        self._mem = llama_cpp.llama_get_memory(ctx.ctx)
+        self._can_shift = bool(llama_cpp.llama_memory_can_shift(self._mem))
+        # The live state: the sequence in use (0 or 1: a moved block is built in the
+        # other one), the tokens its KV cells hold by position, the previous prompt's
+        # movable block, and the document it was for.
+        self._seq = 0
+        self._kv: list[int] = []
+        self._block: tuple[int, int] | None = None
+        self._document: str | None = None
+        #: Other documents' KV states, least recently used first.
+        self._saved: OrderedDict[str, _SavedState] = OrderedDict()
         self._greedy = internals.LlamaSampler()
         self._greedy.add_greedy()
         #: Token count of a piece of text, cached (lines repeat between keystrokes).
@@ -230,7 +261,9 @@ class Engine:
         ctx_params.n_ubatch = config.n_batch
         ctx_params.n_threads = config.threads
         ctx_params.n_threads_batch = config.threads
-        ctx_params.n_seq_max = 1
+        # two sequences sharing one cache: a moved block is assembled in the spare one
+        ctx_params.n_seq_max = 2
+        ctx_params.kv_unified = True
         ctx_params.no_perf = True
         try:
             ctx = internals.LlamaContext(model=model, params=ctx_params, verbose=True)
@@ -299,6 +332,18 @@ class Engine:
                 runs.append((special, [token]))
         return [(special, self.detokenize(ids)) for special, ids in runs]
 
+    @property
+    def cached_tokens(self) -> list[int]:
+        """The tokens the live KV cells hold, by position (a copy, for tests and stats)."""
+        return list(self._kv)
+
+    def cache_positions(self) -> tuple[int, int]:
+        """The live sequence's lowest and highest KV position (-1, -1 when empty)."""
+        return (
+            llama_cpp.llama_memory_seq_pos_min(self._mem, self._seq),
+            llama_cpp.llama_memory_seq_pos_max(self._mem, self._seq),
+        )
+
     def generate(self, req: Generation) -> GenerationResult:
         """Evaluate the prompt (reusing the KV cache) and generate until a stop."""
         started = time.perf_counter()
@@ -307,13 +352,25 @@ class Engine:
             raise ValueError("empty prompt")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit n_ctx {self.n_ctx}")
-        reused = self._reuse_prefix(prompt)
-        evaluated = self._evaluate(prompt, reused, req.cancel)
+        restored = self._switch_document(req.document, prompt, req.documents)
+        plan = plan_reuse(
+            self._kv,
+            self._block,
+            prompt,
+            req.block,
+            shift=req.shifted_reuse and self._can_shift,
+            max_gap=self._n_batch,
+            capacity=self.n_ctx - 1,
+        )
+        gap = self._carry_out(plan, prompt)
+        reused = len(self._kv) - gap  # the kv holds a prefix of the prompt now
+        evaluated = gap + self._evaluate(prompt, len(self._kv), req.cancel)
+        self._block = req.block if req.block and len(self._kv) >= req.block[1] else None
         prompt_done = time.perf_counter()
         text, reason, first_token = "", "cancelled", prompt_done
         tokens: list[int] = []
         generated = 0
-        if reused + evaluated == len(prompt):
+        if len(self._kv) >= len(prompt):
             text, reason, tokens, first_token = self._complete(req, len(prompt))
             generated = len(tokens) + (reason == "eog")
         now = time.perf_counter()
@@ -328,7 +385,117 @@ class Engine:
             first_token_ms=(first_token - started) * 1000,
             total_ms=(now - started) * 1000,
             tokens=tuple(tokens),
+            shifted_tokens=reused - plan.keep,
+            restored=restored,
         )
+
+    def prefill(
+        self,
+        prompt: Sequence[int],
+        block: tuple[int, int] | None,
+        document: str | None,
+        documents: int,
+        cancel: threading.Event,
+    ) -> int:
+        """Evaluate a prompt into the KV cache without generating (warm-up).
+
+        Returns how many tokens were evaluated.
+        """
+        tokens = list(prompt)[: self.n_ctx - 1]
+        self._switch_document(document, tokens, documents)
+        plan = plan_reuse(self._kv, self._block, tokens, block, shift=False, max_gap=0, capacity=0)
+        self._carry_out(plan, tokens)
+        evaluated = self._evaluate(tokens, len(self._kv), cancel)
+        self._block = block if block and len(self._kv) >= block[1] else None
+        return evaluated
+
+    def _carry_out(self, plan: ReusePlan, prompt: list[int]) -> int:
+        """Arrange the KV cells as the plan says; return how many gap tokens were evaluated.
+
+        Afterwards the live cells hold a prefix of the prompt (``self._kv``).
+        """
+        self._block = None
+        if plan.move is None:
+            self._truncate(plan.keep)
+            return 0
+        old_start, old_end, start = plan.move
+        seq, other = self._seq, 1 - self._seq
+        mem = self._mem
+        # The kept prefix is shared with the spare sequence (a unified cache copies no
+        # data), the gap is evaluated there, then the block's cells move and join it.
+        llama_cpp.llama_memory_seq_rm(mem, other, -1, -1)
+        llama_cpp.llama_memory_seq_cp(mem, seq, other, 0, plan.keep)
+        gap = prompt[plan.keep : start]
+        block = self._kv[old_start:old_end]
+        if gap:
+            self._decode_into(other, gap, plan.keep)
+        moved = llama_cpp.llama_memory_seq_rm(
+            mem, seq, 0, old_start
+        ) and llama_cpp.llama_memory_seq_rm(mem, seq, old_end, -1)
+        if moved:
+            llama_cpp.llama_memory_seq_add(mem, seq, old_start, old_end, start - old_start)
+            llama_cpp.llama_memory_seq_cp(mem, seq, other, start, start + len(block))
+        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+        self._seq = other
+        self._kv = prompt[: plan.keep] + gap + (block if moved else [])
+        return len(gap)
+
+    def _truncate(self, keep: int) -> None:
+        """Drop the live sequence's cells from position ``keep`` on."""
+        if keep < len(self._kv):
+            if not llama_cpp.llama_memory_seq_rm(self._mem, self._seq, keep, -1):
+                llama_cpp.llama_memory_seq_rm(self._mem, self._seq, -1, -1)
+                keep = 0
+            del self._kv[keep:]
+
+    def _switch_document(self, document: str | None, prompt: list[int], keep: int) -> bool:
+        """Save the live KV state of another document and load this one's, if it helps.
+
+        Returns True when the document's saved state was loaded.
+        """
+        if document is None or document == self._document:
+            self._document = document
+            return False
+        if keep > 0 and self._document is not None and self._kv:
+            self._save(self._document)
+        saved = self._saved.pop(document, None)
+        while len(self._saved) > keep:
+            self._saved.popitem(last=False)
+        self._document = document
+        if saved is None or common_prefix(saved.tokens, prompt) <= common_prefix(self._kv, prompt):
+            return False
+        return self._restore(saved)
+
+    def _save(self, document: str) -> None:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx.ctx, self._seq)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self._ctx.ctx, buffer, size, self._seq)
+        if written <= 0:
+            return
+        self._saved[document] = _SavedState(
+            list(self._kv), self._block, bytes(memoryview(buffer)[:written])
+        )
+        self._saved.move_to_end(document)
+
+    def _restore(self, saved: _SavedState) -> bool:
+        llama_cpp.llama_memory_seq_rm(self._mem, self._seq, -1, -1)
+        self._kv, self._block = [], None
+        data = (ctypes.c_uint8 * len(saved.data)).from_buffer_copy(saved.data)
+        if llama_cpp.llama_state_seq_set_data(self._ctx.ctx, data, len(saved.data), self._seq) <= 0:
+            llama_cpp.llama_memory_seq_rm(self._mem, self._seq, -1, -1)
+            return False
+        self._kv, self._block = list(saved.tokens), saved.block
+        return True
+
+    @property
+    def saved_documents(self) -> list[str]:
+        """Documents whose KV state is kept in memory, least recently used first."""
+        return list(self._saved)
+
+    @property
+    def saved_bytes(self) -> int:
+        """Memory taken by the saved KV states."""
+        return sum(len(s.data) for s in self._saved.values())
 
     def _evaluate(self, prompt: list[int], start: int, cancel: threading.Event) -> int:
         """Decode prompt[start:] in chunks; return how many tokens were decoded."""
@@ -347,11 +514,14 @@ class Engine:
         text = ""
         tokens: list[int] = []
         first_token = time.perf_counter()
+        deadline = float("inf")
         try:
             while not req.cancel.is_set():
                 token = (first if not tokens else sampler).sample(self._ctx, -1)
                 if not tokens:
                     first_token = time.perf_counter()
+                    if req.time_budget_ms > 0:
+                        deadline = first_token + req.time_budget_ms / 1000
                 if self._ends_generation(token):
                     return text, "eog", tokens, first_token
                 tokens.append(token)
@@ -364,6 +534,8 @@ class Engine:
                     return text, "max-tokens", tokens, first_token
                 if pos >= self.n_ctx:
                     return text, "context-full", tokens, first_token
+                if "\n" in text and time.perf_counter() > deadline:
+                    return text[: text.rindex("\n")], "time", tokens, first_token
                 self._decode([token], pos)
                 pos += 1
             return text, "cancelled", tokens, first_token
@@ -398,33 +570,22 @@ class Engine:
             or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
         )
 
-    def _reuse_prefix(self, prompt: list[int]) -> int:
-        """Drop the KV cells after the common prefix; return how many tokens are kept."""
-        kv = self._kv
-        n = min(len(kv), len(prompt))
-        common = 0
-        while common < n and kv[common] == prompt[common]:
-            common += 1
-        if common == len(prompt):
-            common -= 1  # the last prompt token is decoded again to get its logits
-        if common < len(kv):
-            mem = llama_cpp.llama_get_memory(self._ctx.ctx)
-            if not llama_cpp.llama_memory_seq_rm(mem, 0, common, -1):
-                llama_cpp.llama_memory_clear(mem, True)
-                common = 0
-            del kv[common:]
-        return common
-
     def _decode(self, tokens: Sequence[int], pos: int) -> None:
+        self._decode_into(self._seq, tokens, pos)
+        self._kv.extend(tokens)
+
+    def _decode_into(self, seq: int, tokens: Sequence[int], pos: int) -> None:
         self._batch.set_batch(batch=tokens, n_past=pos, logits_all=False)
+        for i in range(len(tokens)):
+            self._batch.batch.seq_id[i][0] = seq
         try:
             self._ctx.decode(self._batch)
         except RuntimeError:
             # A failed decode leaves the cache in an unknown state: start afresh next time.
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._ctx.ctx), True)
+            llama_cpp.llama_memory_clear(self._mem, True)
             self._kv.clear()
+            self._block = None
             raise
-        self._kv.extend(tokens)
 
     def _sampler(
         self, sampling: Sampling, banned: frozenset[int] = frozenset()

@@ -10,6 +10,7 @@ disabled, and the ids are spliced.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -80,6 +81,9 @@ class FimTemplate:
     repo_header: Pattern | None = None
     repo_file: Pattern | None = None
     repo_current: Pattern | None = None
+    #: The text typed on the cursor line may follow the pattern (after the middle token)
+    #: instead of ending the prefix, so that typing within a line only appends tokens.
+    line_after_middle: bool = False
 
     @property
     def order(self) -> str:
@@ -183,6 +187,16 @@ def parse_template(data: Mapping[str, object], source: str) -> FimTemplate:
     )
     if repo and not template.has_repo_format:
         raise TemplateError(f"{source}: [repo] needs header, file and current")
+    after_middle = fim.get("current_line_after_middle", False)
+    if not isinstance(after_middle, bool):
+        raise TemplateError(f"{source}: current_line_after_middle must be true or false")
+    if after_middle:
+        if fim_pattern.pieces()[-1][0] != "literal":
+            raise TemplateError(
+                f"{source}: current_line_after_middle needs a template that ends with its "
+                "middle token"
+            )
+        template = dataclasses.replace(template, line_after_middle=True)
     return template
 
 
@@ -238,11 +252,18 @@ class BoundPattern:
 
     def render(self, **slots: Sequence[int]) -> list[int]:
         """Token ids with the slots' (already tokenized) contents spliced in."""
+        return self.render_spans(**slots)[0]
+
+    def render_spans(self, **slots: Sequence[int]) -> tuple[list[int], dict[str, int]]:
+        """Token ids, and where each slot's contents end in them."""
         out: list[int] = []
+        ends: dict[str, int] = {}
         literals = iter(self.literal_ids)
         for kind, value in self.pattern.pieces():
             out.extend(slots[value] if kind == "slot" else next(literals))
-        return out
+            if kind == "slot":
+                ends[value] = len(out)
+        return out, ends
 
     @property
     def overhead(self) -> int:
@@ -266,6 +287,16 @@ class BoundTemplate:
     def fim(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
         """The FIM part of a prompt."""
         return self.patterns["fim"].render(prefix=prefix, suffix=suffix)
+
+    def fim_block(self, prefix: Sequence[int], suffix: Sequence[int]) -> tuple[list[int], int]:
+        """The FIM part, and where its prefix ends when the suffix follows it (else -1).
+
+        In prefix-suffix-middle order, what follows the prefix (suffix and markers) does
+        not change when the user edits the prefix: the engine can keep it in the KV cache
+        and shift it (:class:`lsp_server.engine.Generation` ``block``).
+        """
+        tokens, ends = self.patterns["fim"].render_spans(prefix=prefix, suffix=suffix)
+        return tokens, ends["prefix"] if ends["prefix"] < ends["suffix"] else -1
 
     def repo_header(self, repo: Sequence[int]) -> list[int]:
         """The repository header (only for templates with a repository format)."""

@@ -333,6 +333,7 @@ class FimLanguageServer(LanguageServer):
         """A document was closed: index its file from disk again, if it is one."""
         self._indexed.pop(uri, None)
         self.snippets.forget(uri)
+        self.completions.forget(uri)
         path = uri_path(uri)
         roots = [uri_path(folder) for folder in self.workspace_folders()]
         if path is not None and any(r is not None and path.is_relative_to(r) for r in roots):
@@ -400,6 +401,7 @@ class FimLanguageServer(LanguageServer):
 
     def _on_model_state(self, change: StateChange) -> None:
         """Tell the user about the model; ``fimls/status`` goes last, once all is said."""
+        self.completions.model_changed()
         if change.state is ModelState.ERROR:
             log.error("%s", change.message)
             self.window_show_message(

@@ -34,6 +34,9 @@ class RequestRecord:
 
     outcome: str  # suggestion | empty | cancelled | error | not-ready | skipped
     latency_ms: float
+    #: milliseconds queued, in prefill, decoding and post-processing (model answers only)
+    phases: tuple[float, float, float, float] | None = None
+    evaluated: int | None = None  # prompt tokens the answer cost (0 from memory)
 
 
 class Stats:
@@ -46,11 +49,22 @@ class Stats:
         self.generations: deque[GenerationResult] = deque(maxlen=RECENT)
         self.totals: Counter[str] = Counter()
 
-    def record_request(self, outcome: str, latency_ms: float) -> None:
+    def record_request(
+        self,
+        outcome: str,
+        latency_ms: float,
+        phases: tuple[float, float, float, float] | None = None,
+        evaluated: int | None = None,
+    ) -> None:
         """Count one answered request (event loop)."""
         with self._lock:
             self.outcomes[outcome] += 1
-            self.requests.append(RequestRecord(outcome, latency_ms))
+            self.requests.append(RequestRecord(outcome, latency_ms, phases, evaluated))
+
+    def count(self, name: str) -> None:
+        """Count one event: an answer from memory, a prefetch, a warm-up."""
+        with self._lock:
+            self.totals[name] += 1
 
     def record_generation(self, result: GenerationResult) -> None:
         """Count one model generation (model thread)."""
@@ -61,12 +75,18 @@ class Stats:
             self.totals["reusedTokens"] += result.reused_tokens
             self.totals["evaluatedTokens"] += result.evaluated_tokens
             self.totals["generatedTokens"] += result.generated_tokens
+            self.totals["shiftedTokens"] += result.shifted_tokens
+            self.totals["prefixReuses"] += result.reused_tokens > result.shifted_tokens
+            self.totals["shiftedReuses"] += result.shifted_tokens > 0
+            self.totals["documentRestores"] += result.restored
             self.totals[f"stop.{result.stop_reason}"] += 1
 
     def to_json(self) -> dict[str, object]:
         """Return the camelCase JSON form of ``fimls/stats``."""
         with self._lock:
             answered = [r.latency_ms for r in self.requests if r.outcome in ("suggestion", "empty")]
+            phases = [r.phases for r in self.requests if r.phases is not None]
+            costs = [float(r.evaluated) for r in self.requests if r.evaluated is not None]
             recent = list(self.generations)[-20:]
             totals = dict(self.totals)
             outcomes = dict(self.outcomes)
@@ -85,15 +105,37 @@ class Stats:
                 "p95": round(percentile(answered, 95), 1),
                 "count": len(answered),
             },
+            "evaluatedTokensPerAnswer": {
+                "p50": round(percentile(costs, 50), 1),
+                "p95": round(percentile(costs, 95), 1),
+                "count": len(costs),
+            },
             "engine": {
                 "generations": totals.get("generations", 0),
                 "promptTokens": totals.get("promptTokens", 0),
                 "reusedTokens": totals.get("reusedTokens", 0),
                 "evaluatedTokens": totals.get("evaluatedTokens", 0),
                 "generatedTokens": totals.get("generatedTokens", 0),
+                "shiftedTokens": totals.get("shiftedTokens", 0),
                 "stopReasons": {
                     k.split(".", 1)[1]: v for k, v in totals.items() if k.startswith("stop.")
                 },
+            },
+            "cache": {
+                "prefixReuses": totals.get("prefixReuses", 0),
+                "shiftedReuses": totals.get("shiftedReuses", 0),
+                "documentRestores": totals.get("documentRestores", 0),
+                "memoryExact": totals.get("memory.exact", 0),
+                "memoryTyped": totals.get("memory.typed", 0),
+                "prefetched": totals.get("prefetched", 0),
+                "warmedUp": totals.get("warmedUp", 0),
+            },
+            "phasesMs": {
+                name: {
+                    "p50": round(percentile([p[i] for p in phases], 50), 1),
+                    "p95": round(percentile([p[i] for p in phases], 95), 1),
+                }
+                for i, name in enumerate(("queue", "prefill", "decode", "postprocess"))
             },
             "recentGenerations": [_generation_json(g) for g in recent],
         }
@@ -105,6 +147,8 @@ def _generation_json(g: GenerationResult) -> dict[str, object]:
         "reusedTokens": g.reused_tokens,
         "evaluatedTokens": g.evaluated_tokens,
         "generatedTokens": g.generated_tokens,
+        "shiftedTokens": g.shifted_tokens,
+        "restored": g.restored,
         "promptMs": round(g.prompt_ms, 1),
         "firstTokenMs": round(g.first_token_ms, 1),
         "totalMs": round(g.total_ms, 1),

@@ -4,7 +4,8 @@ All llama.cpp work happens on one thread, so the KV cache has one owner and a ne
 never starts while an old one still holds the context. A job gets a cancel flag; a newer
 job with the same key (the document URI) sets the older job's flag, and so does the
 cancellation of the asyncio task that awaits it. Jobs check the flag between prompt
-batches and after every generated token.
+batches and after every generated token. Background jobs (warm-up, prefetch) yield to
+the user: any other job cancels every background job, queued or running.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class ModelWorker:
         self._engine: Engine | None = None
         self._active: dict[str, threading.Event] = {}
         self._all: set[threading.Event] = set()
+        self._background: set[threading.Event] = set()
         self._loads = 0
         self.state = ModelState.UNLOADED
         self.message = ""
@@ -117,14 +119,20 @@ class ModelWorker:
         fut.add_done_callback(done)
         return asyncio.ensure_future(_ignore_result(fut))
 
-    async def run(self, key: str | None, job: Job[T]) -> T:
+    async def run(self, key: str | None, job: Job[T], *, background: bool = False) -> T:
         """Run a job on the worker thread; a newer job with the same key cancels it.
 
-        Raises ModelNotReady, JobCancelled, or whatever the job raises.
+        A job that is not ``background`` cancels every background job first. Raises
+        ModelNotReady, JobCancelled, or whatever the job raises.
         """
         if not self.ready:
             raise ModelNotReady(self.message)
         cancel = threading.Event()
+        if background:
+            self._background.add(cancel)
+        else:
+            for event in list(self._background):
+                event.set()
         if key is not None:
             previous = self._active.get(key)
             if previous is not None:
@@ -147,11 +155,17 @@ class ModelWorker:
             raise
         finally:
             self._all.discard(cancel)
+            self._background.discard(cancel)
             if key is not None and self._active.get(key) is cancel:
                 del self._active[key]
         if cancel.is_set():
             raise JobCancelled()
         return result
+
+    @property
+    def idle(self) -> bool:
+        """Whether no job is queued or running."""
+        return not self._all
 
     def cancel_all(self) -> None:
         """Set the cancel flag of every queued or running job."""

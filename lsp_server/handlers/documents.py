@@ -28,6 +28,7 @@ def did_open(ls: FimLanguageServer, params: types.DidOpenTextDocumentParams) -> 
     ls.documents.open(doc.uri, doc.text, doc.version, doc.language_id)
     ls.parse_document(doc.uri)
     ls.index_document(doc.uri)
+    ls.completions.warm_up(ls.documents.get(doc.uri), ls.settings)
 
 
 def did_change(ls: FimLanguageServer, params: types.DidChangeTextDocumentParams) -> None:

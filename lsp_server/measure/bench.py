@@ -164,6 +164,9 @@ class BenchResult:
     evaluated_tokens: int = 0
     reused_tokens: int = 0
     generated_tokens: int = 0
+    evaluated_p50: float | None = None  # prompt tokens evaluated per answered request
+    memory_answers: int = 0
+    shifted_reuses: int = 0
     rss_mib: float | None = None
     seconds: float = 0.0
 
@@ -178,6 +181,9 @@ class BenchResult:
             "requests": self.sent,
             "cancelled": self.cancelled,
             "errors": self.errors,
+            "evaluatedTokensPerAnswerP50": self.evaluated_p50,
+            "memoryAnswers": self.memory_answers,
+            "shiftedReuses": self.shifted_reuses,
             "evaluatedTokensPerRequest": round(self.evaluated_tokens / gens, 1),
             "reusedTokensPerRequest": round(self.reused_tokens / gens, 1),
             "generatedTokensPerRequest": round(self.generated_tokens / gens, 1),
@@ -211,6 +217,9 @@ async def replay(
         result.evaluated_tokens = engine["evaluatedTokens"]
         result.reused_tokens = engine["reusedTokens"]
         result.generated_tokens = engine["generatedTokens"]
+        result.evaluated_p50 = stats["evaluatedTokensPerAnswer"]["p50"]
+        result.memory_answers = stats["cache"]["memoryExact"] + stats["cache"]["memoryTyped"]
+        result.shifted_reuses = stats["cache"]["shiftedReuses"]
         result.rss_mib = _rss_mib(client.process.pid)
     finally:
         result.seconds = time.perf_counter() - started
@@ -305,9 +314,12 @@ ROWS = [
     ("requests sent", "requests", "{}"),
     ("requests cancelled", "cancelled", "{}"),
     ("errors", "errors", "{}"),
-    ("prompt tokens evaluated / request", "evaluatedTokensPerRequest", "{:.1f}"),
-    ("prompt tokens reused / request", "reusedTokensPerRequest", "{:.1f}"),
-    ("tokens generated / request", "generatedTokensPerRequest", "{:.1f}"),
+    ("prompt tokens evaluated / answer, median", "evaluatedTokensPerAnswerP50", "{:.0f}"),
+    ("answers from memory", "memoryAnswers", "{}"),
+    ("model runs with a moved suffix", "shiftedReuses", "{}"),
+    ("prompt tokens evaluated / model run", "evaluatedTokensPerRequest", "{:.1f}"),
+    ("prompt tokens reused / model run", "reusedTokensPerRequest", "{:.1f}"),
+    ("tokens generated / model run", "generatedTokensPerRequest", "{:.1f}"),
     ("server RSS at end", "serverRssMiB", "{:.0f} MiB"),
 ]
 

@@ -86,11 +86,16 @@ class ServerAnswerer:
     name = "fimls"
 
     def __init__(
-        self, root: Path, settings: dict[str, Any] | None = None, model: str | None = None
+        self,
+        root: Path,
+        settings: dict[str, Any] | None = None,
+        model: str | None = None,
+        warm: bool = False,
     ) -> None:
         self._root = root
         self._settings = settings
         self._model = model
+        self._warm = warm
         self._client = FimlsClient()
 
     async def start(self) -> dict[str, Any]:
@@ -109,11 +114,32 @@ class ServerAnswerer:
         return model
 
     async def answer(self, task: Task) -> Answer:
-        """Open the document, ask at the cursor, close it."""
+        """Open the document, ask at the cursor, close it.
+
+        With ``warm``, the document is first opened as it was before the cursor line
+        was begun (the cursor at the end of the line above) and completed there, then
+        the line break and the cursor line's text before the cursor are typed in one
+        change: the answer at the hole is then made from the KV cache the first request
+        left, as while typing (where the shifted reuse applies).
+        """
         uri = (self._root / task.path).as_uri()
-        self._client.open(uri, task.document, task.language_id)
-        line_text = task.document.split("\n")[task.line]
+        lines = task.document.split("\n")
+        line_text = lines[task.line]
         character = index_to_column(line_text, task.column, "utf-16")
+        if self._warm and task.line > 0:
+            typed = "\n" + line_text[: task.column]
+            offset = task.offset
+            earlier = task.document[: offset - len(typed)] + task.document[offset:]
+            prior = lines[task.line - 1]
+            above = (task.line - 1, index_to_column(prior, len(prior), "utf-16"))
+            self._client.open(uri, earlier, task.language_id)
+            try:
+                await self._client.inline(uri, *above)
+            except Exception:  # noqa: BLE001 - only the answer at the hole is scored
+                pass
+            self._client.change(uri, 2, typed, above, above)
+        else:
+            self._client.open(uri, task.document, task.language_id)
         started = time.perf_counter()
         try:
             result = await self._client.inline(uri, task.line, character)

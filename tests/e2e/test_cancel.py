@@ -23,7 +23,10 @@ async def test_cancel_request_is_answered_with_request_cancelled(
     # a server of its own, with a long completion budget, so the generation is still
     # running when the cancellation arrives
     client = await launch(
-        initialization_options={"completion": {"maxTokens": 512, "maxLines": 200}}
+        initialization_options={
+            "completion": {"maxTokens": 512, "maxLines": 200},
+            "cache": {"timeBudgetMs": 0},
+        }
     )
     assert (await client.wait_model())["state"] == "ready"
     uri = doc_uri(tmp_path, "long.py")

@@ -150,3 +150,31 @@ def test_window_keeps_the_headers_it_would_drop() -> None:
     # with room for everything, the headers appear once, where they are
     w = fit_windows(p, words, prefix_budget=1000, suffix_budget=10)
     assert w.prefix.count("class Store:") == 1 and w.prefix.startswith("class Store:")
+
+
+def test_the_prefix_window_starts_at_an_anchor_and_stays_there() -> None:
+    text = "".join(f"w{i}\n" for i in range(200))
+    starts = []
+    for line in range(100, 140):
+        p = plan(text, line, 0)
+        w = fit_windows(p, words, prefix_budget=64, suffix_budget=4, anchor=16)
+        first = int(w.prefix.split("\n")[0][1:])
+        assert first % 16 == 0 and line - first <= 64
+        starts.append(first)
+    assert len(set(starts)) <= 4  # it moved 2 or 3 times over 40 lines, not 40 times
+    slid = [
+        fit_windows(plan(text, line, 0), words, 64, 4).prefix.split("\n")[0]
+        for line in range(100, 110)
+    ]
+    assert len(set(slid)) == 10
+
+
+def test_typing_on_the_cursor_line_does_not_move_the_window() -> None:
+    text = "".join(f"w{i} v\n" for i in range(100)) + "x\n"
+    firsts = set()
+    for n in range(1, 7):  # within the allowance for the cursor line (60 // 8 words)
+        p = plan(text.replace("\nx\n", "\n" + "y " * n + "\n"), 100, 2 * n)
+        window = fit_windows(p, words, prefix_budget=60, suffix_budget=4, anchor=1)
+        assert window.prefix.endswith("y " * n)
+        firsts.add(window.prefix.split()[0])
+    assert len(firsts) == 1

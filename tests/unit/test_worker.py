@@ -97,6 +97,32 @@ async def test_queued_job_that_was_superseded_never_runs() -> None:
     worker.shutdown()
 
 
+async def test_any_user_job_cancels_background_work_running_or_queued() -> None:
+    worker = await ready_worker()
+    seen: list[str] = []
+    running = asyncio.ensure_future(
+        worker.run("warm-up", wait_for_cancel(seen, "warm-up"), background=True)
+    )
+    await asyncio.sleep(0.05)
+    queued = asyncio.ensure_future(
+        worker.run("prefetch", wait_for_cancel(seen, "prefetch"), background=True)
+    )
+    await asyncio.sleep(0.02)
+    assert not worker.idle
+    assert await worker.run("another document", lambda engine, cancel: "user") == "user"
+    for task in (running, queued):
+        with pytest.raises(JobCancelled):
+            await task
+    assert seen == ["warm-up started", "warm-up cancelled"]  # the queued one never ran
+    assert worker.idle
+    # background jobs do not cancel each other unless they share a key, nor user jobs
+    user = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "user", 0.1)))
+    await asyncio.sleep(0.02)
+    assert await worker.run("x", lambda engine, cancel: 1, background=True) == 1
+    assert await user == "user"
+    worker.shutdown()
+
+
 async def test_jobs_for_different_keys_both_finish() -> None:
     worker = await ready_worker()
     results = await asyncio.gather(

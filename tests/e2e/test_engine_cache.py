@@ -1,0 +1,190 @@
+"""The engine's KV cache with the real model: bookkeeping, moved blocks, cancellation."""
+
+from __future__ import annotations
+
+import textwrap
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lsp_server.completion import build_prompt
+from lsp_server.config import parse_settings
+from lsp_server.context import plan_completion
+from lsp_server.documents import split_lines
+from lsp_server.engine import Engine, EngineConfig, Generation
+
+SOURCE = textwrap.dedent(
+    '''\
+    import math
+
+
+    def area(radius):
+        """The area of a circle."""
+        return math.pi * radius ** 2
+
+
+    def circumference(radius):
+        """The length of a circle's edge."""
+        return 2 * math.pi * radius
+
+
+    def describe(radius):
+        text = f"r={radius}"
+        return text
+
+
+    def main():
+        for r in range(3):
+            print(describe(r), area(r), circumference(r))
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    loaded = Engine.load(EngineConfig(None, None, n_ctx=2048, threads=2, n_batch=16))
+    yield loaded
+    loaded.close()
+
+
+class CancelAfter(threading.Event):
+    """A cancel flag that sets itself after being read ``reads`` times."""
+
+    def __init__(self, reads: int) -> None:
+        super().__init__()
+        self.reads = reads
+
+    def is_set(self) -> bool:
+        self.reads -= 1
+        if self.reads < 0:
+            self.set()
+        return super().is_set()
+
+
+def request(
+    engine: Engine,
+    text: str,
+    line: int,
+    index: int,
+    *,
+    document: str = "file:///a.py",
+    cancel: threading.Event | None = None,
+    shifted: bool = True,
+    max_tokens: int = 8,
+    settings: dict | None = None,
+    cancel_after_tokens: int | None = None,
+):
+    lines = split_lines(text)
+    plan = plan_completion(
+        lines,
+        line,
+        index,
+        prefix_tokens=1024,
+        suffix_tokens=256,
+        multiline="never",
+        language_id="python",
+    )
+    prompt = build_prompt(engine, plan, parse_settings(settings or {})[0])
+    flag = cancel or threading.Event()
+    calls = []
+
+    def stop(out: str) -> int | None:
+        calls.append(out)
+        if cancel_after_tokens is not None and len(calls) >= cancel_after_tokens:
+            flag.set()  # as $/cancelRequest does from the event loop
+        return out.index("\n") if "\n" in out else None
+
+    result = engine.generate(
+        Generation(
+            prompt.tokens,
+            max_tokens,
+            stop,
+            flag,
+            block=prompt.block,
+            shifted_reuse=shifted,
+            document=document,
+            documents=2,
+        )
+    )
+    return prompt, result
+
+
+def assert_consistent(engine: Engine, prompt_tokens: list[int]) -> None:
+    """The cells hold a prefix of the prompt (and what was generated), at 0..n-1."""
+    cached = engine.cached_tokens
+    n = min(len(cached), len(prompt_tokens))
+    assert cached[:n] == prompt_tokens[:n]
+    assert engine.cache_positions() == ((0, len(cached) - 1) if cached else (-1, -1))
+
+
+def test_typing_then_a_line_break_evaluates_only_the_new_tokens(engine: Engine) -> None:
+    where = SOURCE.index('        text = f"r={radius}"')
+    line = SOURCE[:where].count("\n")
+    base = SOURCE[:where] + "        " + SOURCE[where + len('        text = f"r={radius}"') :]
+    prompt, first = request(engine, base, line, 8)
+    assert_consistent(engine, prompt.tokens)
+    typed = "text = f"
+    for n in range(1, len(typed) + 1):
+        text = base.replace("\n        \n", "\n        " + typed[:n] + "\n", 1)
+        prompt, result = request(engine, text, line, 8 + n)
+        assert result.evaluated_tokens <= 3, result  # only the end of the cursor line
+        assert_consistent(engine, prompt.tokens)
+    # Enter: the finished line moves into the prefix, the suffix's cells move after it
+    finished = base.replace("\n        \n", "\n        " + typed + '"x"\n        \n', 1)
+    prompt, result = request(engine, finished, line + 1, 8)
+    assert result.shifted_tokens > 50 and result.evaluated_tokens < 20, result
+    assert_consistent(engine, prompt.tokens)
+    # the same without the move: the suffix is evaluated again
+    request(engine, base, line, 8)
+    prompt, full = request(engine, finished, line + 1, 8, shifted=False)
+    assert full.shifted_tokens == 0 and full.evaluated_tokens > result.evaluated_tokens + 50
+    assert_consistent(engine, prompt.tokens)
+
+
+def test_an_edit_above_invalidates_the_cache_from_there_on(engine: Engine) -> None:
+    line = SOURCE.count("\n") - 1
+    request(engine, SOURCE, line, 8)
+    edited = SOURCE.replace("import math", "import math as m")
+    prompt, result = request(engine, edited, line, 8, shifted=False)
+    assert result.reused_tokens < 10 and result.evaluated_tokens > 100
+    assert_consistent(engine, prompt.tokens)
+
+
+def test_cancelled_prefill_and_decode_leave_a_consistent_cache(engine: Engine) -> None:
+    line = SOURCE.count("\n") - 1
+    other = SOURCE.replace("import math", "import cmath as math")  # not in the cache
+    prompt, result = request(engine, other, line, 8, cancel=CancelAfter(3))
+    assert result.cancelled and result.generated_tokens == 0
+    assert 0 < len(engine.cached_tokens) < len(prompt.tokens)  # stopped between batches
+    assert_consistent(engine, prompt.tokens)
+    prompt, resumed = request(engine, other, line, 8)  # goes on from where it stopped
+    assert resumed.reused_tokens >= 16 and not resumed.cancelled
+    assert_consistent(engine, prompt.tokens)
+    prompt, decode = request(engine, other, line, 32, cancel_after_tokens=2)
+    assert decode.cancelled and len(decode.tokens) == 2
+    assert_consistent(engine, prompt.tokens)
+    prompt, after = request(engine, other, line, 8)
+    assert after.evaluated_tokens == 1 and not after.cancelled
+    assert_consistent(engine, prompt.tokens)
+
+
+def test_switching_documents_restores_the_saved_state(engine: Engine) -> None:
+    line = SOURCE.count("\n") - 1
+    request(engine, SOURCE, line, 8, document="file:///a.py")
+    other = "import os\n\n\ndef listing(path):\n    return os.listdir(path)\n"
+    prompt_b, b = request(engine, other, 4, 4, document="file:///b.py")
+    assert "file:///a.py" in engine.saved_documents and engine.saved_bytes > 0
+    prompt_a, back = request(engine, SOURCE, line, 8, document="file:///a.py")
+    assert back.restored and back.evaluated_tokens <= 2
+    assert_consistent(engine, prompt_a.tokens)
+    assert engine.saved_documents == ["file:///b.py"]
+
+
+def test_the_cursor_line_after_the_middle_token_or_not(engine: Engine) -> None:
+    line = SOURCE.count("\n") - 1
+    after, _ = request(engine, SOURCE, line, 8)
+    inline, _ = request(engine, SOURCE, line, 8, settings={"cache": {"lineAfterMiddle": False}})
+    middle = engine.tokenize("<|fim_middle|>", True)[0]
+    assert after.tokens[-1] != middle and inline.tokens[-1] == middle
+    assert after.block is not None and after.tokens[after.block[1] - 1] == middle
