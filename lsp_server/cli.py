@@ -106,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--settings", metavar="JSON", help="fimls settings (file or JSON text)")
     bench.add_argument(
-        "--compare", metavar="SETTINGS", help="run a second configuration and print ratios"
+        "--compare",
+        metavar="SETTINGS",
+        help="run a second configuration and print ratios; `no-cache` switches off every "
+        "`cache.*` feature (the server as it was before them: prefix reuse only)",
     )
     bench.add_argument("--output", type=Path, help="JSON report path")
     return parser
@@ -199,7 +202,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import asyncio
 
-    from lsp_server.measure.bench import DEFAULT_FILE, build_trace, run_bench
+    from lsp_server.measure.bench import DEFAULT_FILE, NO_CACHE, build_trace, run_bench
 
     path = args.file or DEFAULT_FILE
     try:
@@ -214,7 +217,7 @@ def _bench(args: argparse.Namespace) -> int:
             every=args.every,
             interval_ms=args.interval_ms,
             settings=load_settings(args.settings),
-            compare=load_settings(args.compare),
+            compare=NO_CACHE if args.compare == "no-cache" else load_settings(args.compare),
             model=args.model,
             output=args.output,
         )

@@ -196,9 +196,10 @@ class CacheSettings:
         maximum=64,
     )
     time_budget_ms: int = _setting(
-        1500,
-        "Most milliseconds one completion may spend generating; then the text so far is "
-        "shown if it makes whole lines. 0: no limit.",
+        1000,
+        "Most milliseconds one completion may spend generating after its first token, "
+        "once a line is complete: then its whole lines so far are shown (llama.vim's "
+        "`t_max_predict_ms`). 0: no limit.",
         minimum=0,
         maximum=600000,
     )

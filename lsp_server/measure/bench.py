@@ -33,6 +33,21 @@ from lsp_server.stats import percentile
 
 DEFAULT_FILE = Path(textwrap.__file__)
 
+#: ``--compare no-cache``: every ``cache.*`` feature off (KV reuse of the common prefix
+#: stays: it is llama.cpp's own behaviour, with or without fimls).
+NO_CACHE: dict[str, Any] = {
+    "cache": {
+        "lineAfterMiddle": False,
+        "anchorLines": 1,
+        "shiftedReuse": False,
+        "completions": False,
+        "prefetch": False,
+        "warmup": False,
+        "documents": 0,
+        "timeBudgetMs": 0,
+    }
+}
+
 
 @dataclass(frozen=True)
 class Key:

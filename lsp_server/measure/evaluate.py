@@ -75,6 +75,10 @@ class Answerer(Protocol):
         """Fill one task's hole."""
         ...
 
+    async def stats(self) -> dict[str, Any]:
+        """What it counted (the server's ``fimls/stats``; nothing for the bare model)."""
+        ...
+
     async def close(self) -> None:
         """Release everything."""
         ...
@@ -213,6 +217,10 @@ class RawAnswerer:
         result = await asyncio.to_thread(engine.generate, generation)
         return Answer(result.text or None, latency_ms=_ms(started))
 
+    async def stats(self) -> dict[str, Any]:
+        """Nothing is counted for the bare model."""
+        return {}
+
     async def close(self) -> None:
         """Free the model."""
         if self._engine is not None:
@@ -263,6 +271,7 @@ class Report:
     seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
     tasks: list[TaskResult] = field(default_factory=list)
+    server: dict[str, Any] = field(default_factory=dict)  # fimls/stats at the end
 
     def summarize(self) -> dict[str, Any]:
         """Compute the summary from the task results."""
@@ -313,6 +322,7 @@ class Report:
             "started": self.started,
             "seconds": round(self.seconds, 1),
             "summary": self.summary,
+            "server": self.server,
             "tasks": [asdict(t) for t in self.tasks],
         }
 
@@ -360,6 +370,7 @@ async def run_eval(
             filled.append(fill(task, answer)[0])
             if bar:
                 bar(i, len(tasks))
+        report.server = await answerer.stats()
     finally:
         await answerer.close()
     checks = [

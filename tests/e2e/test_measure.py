@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lsp_server.measure.bench import NO_CACHE
 from tests.unit.test_measure import write_repo
 
 
@@ -45,6 +46,27 @@ def test_eval_humaneval_single_line_through_the_server(tmp_path: Path) -> None:
     # the small model fills most of these lines correctly; 0 would mean a broken pipeline
     assert summary["passAt1"] > 0
     assert summary["latencyMs"]["p50"] > 0
+
+
+def test_eval_warm_types_the_cursor_line_into_a_cache_left_by_the_line_above(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "warm.json"
+    proc = fimls(
+        "eval",
+        "humaneval-single-line",
+        "--limit",
+        "3",
+        "--warm",
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["summary"]["errors"] == 0 and len(report["tasks"]) == 3
+    # the holes were answered after a line break typed into a cache left by the line above
+    assert report["server"]["cache"]["shiftedReuses"] >= 2  # one hole has no suffix
 
 
 def test_eval_raw_baseline(tmp_path: Path) -> None:
@@ -94,7 +116,6 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
         "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
     )
-    (tmp_path / "fast.json").write_text(json.dumps({"completion": {"maxTokens": 8}}))
     out = tmp_path / "bench.json"
     proc = fimls(
         "bench",
@@ -107,7 +128,7 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         "--interval-ms",
         "30",
         "--compare",
-        str(tmp_path / "fast.json"),
+        "no-cache",
         "--output",
         str(out),
         cwd=tmp_path,
@@ -124,7 +145,11 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         assert result["pauses"] == len(result["latencies_ms"]) > 0
         assert result["summary"]["serverRssMiB"] > 100
         assert result["generations"] > 0
-    assert compare["settings"] == {"completion": {"maxTokens": 8}}
+    assert compare["settings"] == NO_CACHE
+    # each new line moves the suffix (the other function) instead of evaluating it again
+    assert base["shifted_reuses"] >= 1 and compare["shifted_reuses"] == 0
+    assert compare["memory_answers"] == 0
+    assert "prompt tokens evaluated / answer, median" in table
 
 
 def test_bench_on_a_file_without_bodies_is_a_clear_error(tmp_path: Path) -> None:
