@@ -569,8 +569,19 @@ class CompletionService:
         self._stats.count("warmedUp")
 
     def forget(self, uri: str) -> None:
-        """A document was closed: drop its completions from memory."""
+        """A document was closed: drop its completions and its saved KV state."""
         self._memory.forget(uri)
+        if self._worker.ready:
+            self._spawn(self._forget(uri))
+
+    async def _forget(self, uri: str) -> None:
+        def job(engine: Engine, cancel: threading.Event) -> None:
+            engine.forget(uri)
+
+        try:
+            await self._worker.run(None, job, background=True)
+        except (JobCancelled, ModelNotReady):
+            pass  # the state goes when newer documents push it out
 
     def model_changed(self) -> None:
         """Another model was loaded (or none): what is in memory came from the old one."""

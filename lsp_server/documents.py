@@ -116,10 +116,12 @@ class TextDocument:
     def with_insertion(self, cursor: Cursor, text: str) -> tuple[TextDocument, Cursor]:
         """A copy with ``text`` inserted at the cursor, and the cursor after it."""
         current = self._lines[cursor.line]
-        inserted = split_lines(current[: cursor.index] + text + current[cursor.index :])
+        body = content(current)
+        inserted = split_lines(body[: cursor.index] + text + body[cursor.index :])
+        inserted[-1] += current[len(body) :]  # the line's own terminator
         copy = TextDocument(self.uri, "", self.version, self.language_id)
         copy._lines = [*self._lines[: cursor.line], *inserted, *self._lines[cursor.line + 1 :]]
-        last = split_lines(current[: cursor.index] + text)
+        last = split_lines(body[: cursor.index] + text)
         end = Cursor(cursor.line + len(last) - 1, len(content(last[-1])))
         return copy, end
 

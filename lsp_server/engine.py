@@ -487,6 +487,10 @@ class Engine:
         self._kv, self._block = list(saved.tokens), saved.block
         return True
 
+    def forget(self, document: str) -> None:
+        """Drop a closed document's saved KV state."""
+        self._saved.pop(document, None)
+
     @property
     def saved_documents(self) -> list[str]:
         """Documents whose KV state is kept in memory, least recently used first."""

@@ -119,26 +119,27 @@ def assert_consistent(engine: Engine, prompt_tokens: list[int]) -> None:
 
 
 def test_typing_then_a_line_break_evaluates_only_the_new_tokens(engine: Engine) -> None:
-    where = SOURCE.index('        text = f"r={radius}"')
+    statement = '    text = f"r={radius}"'
+    where = SOURCE.index(statement)
     line = SOURCE[:where].count("\n")
-    base = SOURCE[:where] + "        " + SOURCE[where + len('        text = f"r={radius}"') :]
-    prompt, first = request(engine, base, line, 8)
+    base = SOURCE[:where] + "    " + SOURCE[where + len(statement) :]
+    prompt, first = request(engine, base, line, 4)
     assert_consistent(engine, prompt.tokens)
     typed = "text = f"
     for n in range(1, len(typed) + 1):
-        text = base.replace("\n        \n", "\n        " + typed[:n] + "\n", 1)
-        prompt, result = request(engine, text, line, 8 + n)
+        text = base.replace("\n    \n", "\n    " + typed[:n] + "\n", 1)
+        prompt, result = request(engine, text, line, 4 + n)
         assert result.evaluated_tokens <= 3, result  # only the end of the cursor line
         assert_consistent(engine, prompt.tokens)
     # Enter: the finished line moves into the prefix, the suffix's cells move after it
-    finished = base.replace("\n        \n", "\n        " + typed + '"x"\n        \n', 1)
-    prompt, result = request(engine, finished, line + 1, 8)
-    assert result.shifted_tokens > 50 and result.evaluated_tokens < 20, result
+    finished = base.replace("\n    \n", "\n    " + typed + '"x"\n    \n', 1)
+    prompt, result = request(engine, finished, line + 1, 4)
+    assert result.shifted_tokens > 25 and result.evaluated_tokens < 20, result
     assert_consistent(engine, prompt.tokens)
     # the same without the move: the suffix is evaluated again
-    request(engine, base, line, 8)
-    prompt, full = request(engine, finished, line + 1, 8, shifted=False)
-    assert full.shifted_tokens == 0 and full.evaluated_tokens > result.evaluated_tokens + 50
+    request(engine, base, line, 4)
+    prompt, full = request(engine, finished, line + 1, 4, shifted=False)
+    assert full.shifted_tokens == 0 and full.evaluated_tokens > result.evaluated_tokens + 25
     assert_consistent(engine, prompt.tokens)
 
 
@@ -147,24 +148,24 @@ def test_an_edit_above_invalidates_the_cache_from_there_on(engine: Engine) -> No
     request(engine, SOURCE, line, 8)
     edited = SOURCE.replace("import math", "import math as m")
     prompt, result = request(engine, edited, line, 8, shifted=False)
-    assert result.reused_tokens < 10 and result.evaluated_tokens > 100
+    assert result.reused_tokens < 10 and result.evaluated_tokens > result.prompt_tokens - 10
     assert_consistent(engine, prompt.tokens)
 
 
 def test_cancelled_prefill_and_decode_leave_a_consistent_cache(engine: Engine) -> None:
-    line = SOURCE.count("\n") - 1
+    line = SOURCE.count("\n") - 1  # cursor after `print(`: the model writes arguments
     other = SOURCE.replace("import math", "import cmath as math")  # not in the cache
-    prompt, result = request(engine, other, line, 8, cancel=CancelAfter(3))
+    prompt, result = request(engine, other, line, 14, cancel=CancelAfter(3))
     assert result.cancelled and result.generated_tokens == 0
     assert 0 < len(engine.cached_tokens) < len(prompt.tokens)  # stopped between batches
     assert_consistent(engine, prompt.tokens)
-    prompt, resumed = request(engine, other, line, 8)  # goes on from where it stopped
+    prompt, resumed = request(engine, other, line, 14)  # goes on from where it stopped
     assert resumed.reused_tokens >= 16 and not resumed.cancelled
     assert_consistent(engine, prompt.tokens)
-    prompt, decode = request(engine, other, line, 32, cancel_after_tokens=2)
+    prompt, decode = request(engine, other, line, 14, max_tokens=32, cancel_after_tokens=2)
     assert decode.cancelled and len(decode.tokens) == 2
     assert_consistent(engine, prompt.tokens)
-    prompt, after = request(engine, other, line, 8)
+    prompt, after = request(engine, other, line, 14)
     assert after.evaluated_tokens == 1 and not after.cancelled
     assert_consistent(engine, prompt.tokens)
 

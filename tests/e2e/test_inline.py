@@ -128,7 +128,10 @@ async def test_incremental_changes_are_applied(server: FimlsClient, tmp_path: Pa
     assert not text.startswith("a *")
 
 
-async def test_stats_count_generations(server: FimlsClient, tmp_path: Path) -> None:
+async def test_stats_count_generations(launch: Launch, tmp_path: Path) -> None:
+    # no background work (prefetch, warm-up) to add generations of its own
+    server = await launch(initialization_options={"cache": {"prefetch": False, "warmup": False}})
+    assert (await server.wait_model())["state"] == "ready"
     uri = doc_uri(tmp_path, "stats.py")
     server.open(uri, "def sub(a, b):\n    return ")
     before = await server.stats()

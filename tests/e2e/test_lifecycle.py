@@ -27,7 +27,10 @@ async def test_exit_without_shutdown_ends_with_code_1(launch: Launch) -> None:
 
 async def test_shutdown_and_exit_while_a_completion_runs(launch: Launch, tmp_path: Path) -> None:
     client = await launch(
-        initialization_options={"completion": {"maxTokens": 512, "maxLines": 200}}
+        initialization_options={
+            "completion": {"maxTokens": 512, "maxLines": 200},
+            "cache": {"timeBudgetMs": 0},
+        }
     )
     assert (await client.wait_model())["state"] == "ready"
     uri = doc_uri(tmp_path, "busy.py")

@@ -66,7 +66,7 @@ def test_eval_warm_types_the_cursor_line_into_a_cache_left_by_the_line_above(
     report = json.loads(out.read_text())
     assert report["summary"]["errors"] == 0 and len(report["tasks"]) == 3
     # the holes were answered after a line break typed into a cache left by the line above
-    assert report["server"]["cache"]["shiftedReuses"] >= 2  # one hole has no suffix
+    assert report["server"]["cache"]["shiftedReuses"] >= 1  # the others have short suffixes
 
 
 def test_eval_raw_baseline(tmp_path: Path) -> None:

@@ -118,7 +118,10 @@ async def test_a_line_break_moves_the_suffix_instead_of_evaluating_it(
 async def test_warm_up_then_switching_documents_keeps_each_cache(
     launch: Launch, tmp_path: Path
 ) -> None:
-    client = await ready(launch, cache={"prefetch": False, "completions": False})
+    # without recent snippets: a snippet of add.py would change circle.py's prompt
+    client = await ready(
+        launch, cache={"prefetch": False, "completions": False}, context={"recent": False}
+    )
     a, b = doc_uri(tmp_path, "circle.py"), doc_uri(tmp_path, "add.py")
     client.open(a, NUMBERS)
     stats = await stats_when(client, lambda s: s["cache"]["warmedUp"] >= 1)

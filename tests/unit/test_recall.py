@@ -78,3 +78,5 @@ def test_a_document_with_a_suggestion_inserted() -> None:
     multi, end = doc.with_insertion(Cursor(3, 8), "f(\n    1)")
     assert multi.lines[3:5] == ["value = f(\n", "    1)\n"] and end == Cursor(4, 6)
     assert doc.line_text(3) == "value = "  # the original is untouched
+    same = TextDocument("file:///a.py", TEXT.replace("value = ", "value = f(1)"), 2, "python")
+    assert single.lines == same.lines
