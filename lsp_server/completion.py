@@ -46,6 +46,14 @@ from lsp_server.workspace import locate
 log = logging.getLogger(__name__)
 
 
+#: Prompt tokens per batch for background work (~0.1 s here): how long a user request
+#: that cancels it may wait.
+BACKGROUND_CHUNK = 32
+#: Most prompt tokens a prefetch may evaluate: more means its prompt parts early from
+#: the one in the cache, which the user's next keystroke still needs.
+PREFETCH_LIMIT = 128
+
+
 @dataclass(frozen=True)
 class Suggestion:
     """The text to insert at the cursor, and how it was made."""
@@ -203,8 +211,13 @@ def generate(
     settings: Settings,
     banned_first: frozenset[int] = frozenset(),
     document: str | None = None,
+    background: bool = False,
 ) -> GenerationResult:
-    """Build the prompt and generate (runs on the model thread)."""
+    """Build the prompt and generate (runs on the model thread).
+
+    ``background`` work evaluates the prompt in small batches, so that a user request
+    that cancels it waits little.
+    """
     c = settings.completion
     prompt = build_prompt(engine, plan, settings)
     return engine.generate(
@@ -215,6 +228,8 @@ def generate(
             document=document,
             documents=settings.cache.documents,
             time_budget_ms=settings.cache.time_budget_ms,
+            chunk=BACKGROUND_CHUNK if background else 0,
+            evaluate_limit=PREFETCH_LIMIT if background else 0,
             max_tokens=c.max_tokens,
             stop=stop_rule(plan, c.max_lines),
             cancel=cancel,
@@ -246,6 +261,7 @@ def complete(
     check: SyntaxCheck | None,
     record: Callable[[GenerationResult], None],
     document: str | None = None,
+    background: bool = False,
 ) -> Outcome:
     """Generate, finish and check a completion (runs on the model thread).
 
@@ -261,11 +277,14 @@ def complete(
     """
 
     def attempt(banned: frozenset[int] = frozenset()) -> GenerationResult:
-        result = generate(engine, cancel, plan, settings, banned, document)
-        record(result)
+        result = generate(engine, cancel, plan, settings, banned, document, background)
+        if result.stop_reason != "skipped":
+            record(result)
         return result
 
     first = attempt()
+    if first.stop_reason == "skipped":
+        return Outcome(None, (first,), "skipped: the prompt is too far from the cache")
     if not settings.completion.postprocess:
         return Outcome(unprocessed(first.text, plan), (first,))
     baseline = check.errors() if check is not None else 0
@@ -460,26 +479,24 @@ class CompletionService:
         text = outcome.text
         if key:
             self._memory.put(doc.uri, key, plan.line_before, text or "")
-        self._record(
-            "suggestion" if text else "empty",
-            started,
-            _phases(queued, timing, outcome),
-            sum(g.evaluated_tokens for g in outcome.generations),
-        )
+        phases = _phases(queued, timing, outcome)
+        evaluated = sum(g.evaluated_tokens for g in outcome.generations)
+        self._record("suggestion" if text else "empty", started, phases, evaluated)
         first = outcome.generations[0]
         log.info(
             "completion id=%s uri=%s mode=%s prompt_tokens=%d reused=%d shifted=%d "
-            "evaluated=%d generated=%d ttft_ms=%.0f total_ms=%.0f stop=%s chars=%d %s",
+            "evaluated=%d generated=%d generations=%d ms: queue=%.0f prefill=%.0f "
+            "decode=%.0f post=%.0f stop=%s chars=%d %s",
             request_id,
             doc.uri,
             plan.mode.value,
             first.prompt_tokens,
             first.reused_tokens,
             first.shifted_tokens,
-            first.evaluated_tokens,
+            evaluated,
             sum(g.generated_tokens for g in outcome.generations),
-            first.first_token_ms,
-            sum(g.total_ms for g in outcome.generations),
+            len(outcome.generations),
+            *phases,
             first.stop_reason,
             len(text or ""),
             outcome.rejected,
@@ -531,15 +548,28 @@ class CompletionService:
         check = self._check(doc, cursor, settings, grammar)
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
-            return complete(
-                engine, cancel, plan, settings, check, self._stats.record_generation, doc.uri
-            )
+            record = self._stats.record_generation
+            return complete(engine, cancel, plan, settings, check, record, doc.uri, True)
 
         try:
             outcome = await self._worker.run("fimls:prefetch", job, background=True)
         except (JobCancelled, ModelNotReady):
             return
-        if not outcome.cancelled:
+        first = outcome.generations[0]
+        log.info(
+            "prefetch uri=%s line=%d reused=%d shifted=%d evaluated=%d generated=%d "
+            "prefill_ms=%.0f total_ms=%.0f stop=%s",
+            doc.uri,
+            cursor.line,
+            first.reused_tokens,
+            first.shifted_tokens,
+            first.evaluated_tokens,
+            first.generated_tokens,
+            first.prompt_ms,
+            first.total_ms,
+            first.stop_reason,
+        )
+        if not outcome.cancelled and first.stop_reason != "skipped":
             self._memory.put(doc.uri, key, plan.line_before, outcome.text or "")
             self._stats.count("prefetched")
 
@@ -560,7 +590,14 @@ class CompletionService:
 
         def job(engine: Engine, cancel: threading.Event) -> None:
             prompt = build_prompt(engine, plan, settings)
-            engine.prefill(prompt.tokens, prompt.block, doc.uri, settings.cache.documents, cancel)
+            engine.prefill(
+                prompt.tokens,
+                prompt.block,
+                doc.uri,
+                settings.cache.documents,
+                cancel,
+                BACKGROUND_CHUNK,
+            )
 
         try:
             await self._worker.run("fimls:warm-up", job, background=True)

@@ -196,9 +196,9 @@ class CacheSettings:
         maximum=64,
     )
     time_budget_ms: int = _setting(
-        1000,
+        700,
         "Most milliseconds one completion may spend generating after its first token, "
-        "once a line is complete: then its whole lines so far are shown (llama.vim's "
+        "once a line is complete: then its whole lines so far are shown (like llama.vim's "
         "`t_max_predict_ms`). 0: no limit.",
         minimum=0,
         maximum=600000,

@@ -106,6 +106,12 @@ class Generation:
     #: Once a line break was generated, stop after this many milliseconds of decoding and
     #: keep the whole lines (0: no limit).
     time_budget_ms: int = 0
+    #: Prompt tokens per llama.cpp batch (0: the context's batch size). Cancellation is
+    #: seen between batches: background work uses small ones to yield quickly.
+    chunk: int = 0
+    #: Give up, leaving the cache as it is, when more prompt tokens than this would have to
+    #: be evaluated (0: no limit): a prefetch must not replace the cache the user needs.
+    evaluate_limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class GenerationResult:
     """The text generated and what it cost."""
 
     text: str
-    stop_reason: str  # eog | stop | max-tokens | context-full | cancelled
+    stop_reason: str  # eog | stop | max-tokens | context-full | time | cancelled | skipped
     prompt_tokens: int
     reused_tokens: int
     evaluated_tokens: int
@@ -353,18 +359,31 @@ class Engine:
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit n_ctx {self.n_ctx}")
         restored = self._switch_document(req.document, prompt, req.documents)
+        chunk = min(req.chunk or self._n_batch, self._n_batch)
         plan = plan_reuse(
             self._kv,
             self._block,
             prompt,
             req.block,
             shift=req.shifted_reuse and self._can_shift,
-            max_gap=self._n_batch,
+            max_gap=chunk,
             capacity=self.n_ctx - 1,
         )
+        if req.evaluate_limit and len(prompt) - plan.reused > req.evaluate_limit:
+            return GenerationResult(
+                text="",
+                stop_reason="skipped",
+                prompt_tokens=len(prompt),
+                reused_tokens=0,
+                evaluated_tokens=0,
+                generated_tokens=0,
+                prompt_ms=0.0,
+                first_token_ms=0.0,
+                total_ms=(time.perf_counter() - started) * 1000,
+            )
         gap = self._carry_out(plan, prompt)
         reused = len(self._kv) - gap  # the kv holds a prefix of the prompt now
-        evaluated = gap + self._evaluate(prompt, len(self._kv), req.cancel)
+        evaluated = gap + self._evaluate(prompt, len(self._kv), req.cancel, chunk)
         self._block = req.block if req.block and len(self._kv) >= req.block[1] else None
         prompt_done = time.perf_counter()
         text, reason, first_token = "", "cancelled", prompt_done
@@ -396,6 +415,7 @@ class Engine:
         document: str | None,
         documents: int,
         cancel: threading.Event,
+        chunk: int = 0,
     ) -> int:
         """Evaluate a prompt into the KV cache without generating (warm-up).
 
@@ -405,7 +425,7 @@ class Engine:
         self._switch_document(document, tokens, documents)
         plan = plan_reuse(self._kv, self._block, tokens, block, shift=False, max_gap=0, capacity=0)
         self._carry_out(plan, tokens)
-        evaluated = self._evaluate(tokens, len(self._kv), cancel)
+        evaluated = self._evaluate(tokens, len(self._kv), cancel, chunk)
         self._block = block if block and len(self._kv) >= block[1] else None
         return evaluated
 
@@ -415,30 +435,42 @@ class Engine:
         Afterwards the live cells hold a prefix of the prompt (``self._kv``).
         """
         self._block = None
-        if plan.move is None:
+        if not plan.moves:
             self._truncate(plan.keep)
             return 0
-        old_start, old_end, start = plan.move
         seq, other = self._seq, 1 - self._seq
         mem = self._mem
         # The kept prefix is shared with the spare sequence (a unified cache copies no
-        # data), the gap is evaluated there, then the block's cells move and join it.
+        # data); the live one keeps only the cells that move. In order, each gap is
+        # evaluated into the spare sequence, then the next cells move and join it.
         llama_cpp.llama_memory_seq_rm(mem, other, -1, -1)
         llama_cpp.llama_memory_seq_cp(mem, seq, other, 0, plan.keep)
-        gap = prompt[plan.keep : start]
-        block = self._kv[old_start:old_end]
-        if gap:
-            self._decode_into(other, gap, plan.keep)
-        moved = llama_cpp.llama_memory_seq_rm(
-            mem, seq, 0, old_start
-        ) and llama_cpp.llama_memory_seq_rm(mem, seq, old_end, -1)
-        if moved:
-            llama_cpp.llama_memory_seq_add(mem, seq, old_start, old_end, start - old_start)
-            llama_cpp.llama_memory_seq_cp(mem, seq, other, start, start + len(block))
-        llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
-        self._seq = other
-        self._kv = prompt[: plan.keep] + gap + (block if moved else [])
-        return len(gap)
+        edge = 0
+        for start, end, _new in plan.moves:
+            llama_cpp.llama_memory_seq_rm(mem, seq, edge, start)
+            edge = end
+        llama_cpp.llama_memory_seq_rm(mem, seq, edge, -1)
+        kv = list(prompt[: plan.keep])
+        evaluated = 0
+        try:
+            for (gap_start, gap_end), (start, end, new) in zip(plan.gaps, plan.moves, strict=True):
+                gap = prompt[gap_start:gap_end]
+                if gap:
+                    self._decode_into(other, gap, gap_start)
+                    kv += gap
+                    evaluated += len(gap)
+                llama_cpp.llama_memory_seq_add(mem, seq, start, end, new - start)
+                llama_cpp.llama_memory_seq_cp(mem, seq, other, new, new + end - start)
+                llama_cpp.llama_memory_seq_rm(mem, seq, new, new + end - start)
+                kv += self._kv[start:end]
+        except RuntimeError:
+            kv = []  # the failed decode cleared the whole cache
+            raise
+        finally:
+            llama_cpp.llama_memory_seq_rm(mem, seq, -1, -1)
+            self._seq = other
+            self._kv = kv
+        return evaluated
 
     def _truncate(self, keep: int) -> None:
         """Drop the live sequence's cells from position ``keep`` on."""
@@ -501,11 +533,14 @@ class Engine:
         """Memory taken by the saved KV states."""
         return sum(len(s.data) for s in self._saved.values())
 
-    def _evaluate(self, prompt: list[int], start: int, cancel: threading.Event) -> int:
-        """Decode prompt[start:] in chunks; return how many tokens were decoded."""
+    def _evaluate(
+        self, prompt: list[int], start: int, cancel: threading.Event, size: int = 0
+    ) -> int:
+        """Decode prompt[start:] in chunks of ``size``; return how many tokens were decoded."""
+        size = min(size or self._n_batch, self._n_batch)
         pos = start
         while pos < len(prompt) and not cancel.is_set():
-            chunk = prompt[pos : pos + self._n_batch]
+            chunk = prompt[pos : pos + size]
             self._decode(chunk, pos)
             pos += len(chunk)
         return pos - start

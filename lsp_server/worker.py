@@ -14,6 +14,7 @@ import asyncio
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ from lsp_server.model_store import ProgressFn
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: A cancelled job that ran longer than this is logged (cancellation should be quick).
+SLOW_CANCEL_MS = 150
 
 #: A job: runs on the worker thread with the engine and its cancel flag.
 Job = Callable[[Engine, threading.Event], T]
@@ -146,7 +150,13 @@ class ModelWorker:
                 raise JobCancelled()
             if engine is None:
                 raise ModelNotReady(self.message)
-            return job(engine, cancel)
+            started = time.perf_counter()
+            try:
+                return job(engine, cancel)
+            finally:
+                elapsed = (time.perf_counter() - started) * 1000
+                if cancel.is_set() and elapsed > SLOW_CANCEL_MS:
+                    log.info("job %s ran %.0f ms; it was cancelled", key, elapsed)
 
         try:
             result = await asyncio.get_running_loop().run_in_executor(self._executor, work)

@@ -182,6 +182,7 @@ class BenchResult:
     evaluated_p50: float | None = None  # prompt tokens evaluated per answered request
     memory_answers: int = 0
     shifted_reuses: int = 0
+    phases_ms: dict[str, Any] = field(default_factory=dict)
     rss_mib: float | None = None
     seconds: float = 0.0
 
@@ -199,6 +200,7 @@ class BenchResult:
             "evaluatedTokensPerAnswerP50": self.evaluated_p50,
             "memoryAnswers": self.memory_answers,
             "shiftedReuses": self.shifted_reuses,
+            **{f"{phase}MsP95": value["p95"] for phase, value in self.phases_ms.items()},
             "evaluatedTokensPerRequest": round(self.evaluated_tokens / gens, 1),
             "reusedTokensPerRequest": round(self.reused_tokens / gens, 1),
             "generatedTokensPerRequest": round(self.generated_tokens / gens, 1),
@@ -235,6 +237,7 @@ async def replay(
         result.evaluated_p50 = stats["evaluatedTokensPerAnswer"]["p50"]
         result.memory_answers = stats["cache"]["memoryExact"] + stats["cache"]["memoryTyped"]
         result.shifted_reuses = stats["cache"]["shiftedReuses"]
+        result.phases_ms = stats["phasesMs"]
         result.rss_mib = _rss_mib(client.process.pid)
     finally:
         result.seconds = time.perf_counter() - started
@@ -332,6 +335,10 @@ ROWS = [
     ("prompt tokens evaluated / answer, median", "evaluatedTokensPerAnswerP50", "{:.0f}"),
     ("answers from memory", "memoryAnswers", "{}"),
     ("model runs with a moved suffix", "shiftedReuses", "{}"),
+    ("model answers p95: queued", "queueMsP95", "{:.0f} ms"),
+    ("model answers p95: prefill", "prefillMsP95", "{:.0f} ms"),
+    ("model answers p95: decode", "decodeMsP95", "{:.0f} ms"),
+    ("model answers p95: post-process", "postprocessMsP95", "{:.0f} ms"),
     ("prompt tokens evaluated / model run", "evaluatedTokensPerRequest", "{:.1f}"),
     ("prompt tokens reused / model run", "reusedTokensPerRequest", "{:.1f}"),
     ("tokens generated / model run", "generatedTokensPerRequest", "{:.1f}"),

@@ -31,7 +31,7 @@ def test_typing_on_the_cursor_line_only_appends() -> None:
     before, block = render([10, 11, 12], suffix, [20])
     after, block2 = render([10, 11, 12], suffix, [20, 21])
     p = plan(before + [99], block, after, block2)  # 99: a token generated last time
-    assert p.move is None and p.keep == len(before)
+    assert not p.moves and p.keep == len(before)
     assert apply_plan(before + [99], p, after) == after[: p.keep]
 
 
@@ -41,8 +41,8 @@ def test_a_finished_line_moving_into_the_prefix_moves_the_suffix() -> None:
     before, block = render([10, 11, 12], suffix, typed)
     after, block2 = render([10, 11, 12, *typed, 5], suffix, [30])  # 5: the line break
     p = plan(before, block, after, block2)
-    assert p.keep == 5 and p.move == (5, 5 + 62, 9)  # prefix kept, 4 new tokens, block moved
-    assert p.gap == (5, 9)
+    assert p.keep == 5 and p.moves == ((5, 5 + 62, 9),)  # prefix kept, 4 new tokens, block moved
+    assert p.gaps == [(5, 9)]
     cells = apply_plan(before, p, after)
     assert cells == after[: p.ready] and p.ready == len(after) - 1
     assert p.reused == 5 + 62
@@ -52,13 +52,13 @@ def test_no_move_when_switched_off_or_too_short_or_the_suffix_changed() -> None:
     suffix = list(range(100, 160))
     before, block = render([10], suffix, [20])
     after, block2 = render([10, 20, 5], suffix, [])
-    assert plan(before, block, after, block2, shift=False).move is None
+    assert not plan(before, block, after, block2, shift=False).moves
     short = list(range(100, 100 + MIN_BLOCK - 3))
     b2, k2 = render([10], short, [20])
     a2, k3 = render([10, 20, 5], short, [])
-    assert plan(b2, k2, a2, k3).move is None
+    assert not plan(b2, k2, a2, k3).moves
     changed, block3 = render([10, 20, 5], [*suffix[:-1], 7], [])
-    assert plan(before, block, changed, block3).move is None
+    assert not plan(before, block, changed, block3).moves
 
 
 def test_no_move_when_the_gap_is_too_long_or_the_cache_too_small() -> None:
@@ -66,11 +66,25 @@ def test_no_move_when_the_gap_is_too_long_or_the_cache_too_small() -> None:
     before, block = render([10], suffix, [20])
     after, block2 = render([10, *range(200, 260)], suffix, [])
     assert (
-        plan_reuse(before, block, after, block2, shift=True, max_gap=8, capacity=4096).move is None
+        plan_reuse(before, block, after, block2, shift=True, max_gap=8, capacity=4096).moves == ()
     )
     assert (
-        plan_reuse(before, block, after, block2, shift=True, max_gap=256, capacity=90).move is None
+        plan_reuse(before, block, after, block2, shift=True, max_gap=256, capacity=90).moves == ()
     )
+
+
+def test_a_window_start_that_moved_down_moves_the_rest_left() -> None:
+    suffix = list(range(100, 160))
+    prefix = list(range(200, 260))
+    typed = [20, 21, 22]
+    before, block = render(prefix, suffix, typed)
+    # Enter, and the window now starts 10 tokens later: its text continues in the cache
+    after, block2 = render([*prefix[10:], *typed, 5], suffix, [30])
+    p = plan(before, block, after, block2)
+    assert p.keep == 2 and p.moves[0] == (12, 62, 2)  # the rest of the prefix, 10 left
+    assert p.moves[1][2] == block2[0] and len(p.moves) == 2  # then the suffix block
+    assert p.gaps == [(2, 2), (52, 56)]  # only the finished line is evaluated
+    assert apply_plan(before, p, after) == after[: p.ready]
 
 
 def test_the_last_prompt_token_is_always_evaluated() -> None:
@@ -80,7 +94,7 @@ def test_the_last_prompt_token_is_always_evaluated() -> None:
     # the block ends the prompt: it is moved without its last token
     after, block2 = render([10, 11, 12], list(range(100, 140)), [])
     moved = plan(tokens, block, after, block2)
-    assert moved.move is not None and moved.ready == len(after) - 1
+    assert moved.moves and moved.ready == len(after) - 1
 
 
 def test_any_sequence_of_edits_keeps_cells_equal_to_the_prompt() -> None:
@@ -92,6 +106,7 @@ def test_any_sequence_of_edits_keeps_cells_equal_to_the_prompt() -> None:
     cached: list[int] = []
     cached_block = None
     moves = 0
+    continued = 0
     for _step in range(3000):
         r = rng.random()
         if r < 0.55:
@@ -114,11 +129,14 @@ def test_any_sequence_of_edits_keeps_cells_equal_to_the_prompt() -> None:
         cells = apply_plan(cached, p, prompt)
         assert cells == prompt[: len(cells)]
         assert len(cells) == p.ready < len(prompt)
-        moves += p.move is not None
+        moves += bool(p.moves)
+        continued += len(p.moves) == 2 or (len(p.moves) == 1 and p.moves[0][2] < p.moves[0][0])
+        for start, end, new in p.moves[:-1]:
+            assert new <= start  # every move but the last goes left
         if rng.random() < 0.1:  # cancelled during the prefill: part of the rest evaluated
             cached = prompt[: rng.randrange(len(cells), len(prompt))]
             cached_block = block if len(cached) >= block[1] else None
         else:  # evaluated, then some tokens generated after it
             cached = prompt + [rng.randrange(10, 60) for _ in range(rng.randrange(5))]
             cached_block = block
-    assert moves > 100
+    assert moves > 100 and continued > 20
