@@ -128,8 +128,13 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> Pr
     prefix = windows.prefix[: len(windows.prefix) - healed]
     middle = ""
     if settings.cache.line_after_middle and template.template.line_after_middle:
-        lines_end = prefix.rfind("\n") + 1
-        prefix, middle = prefix[:lines_end], prefix[lines_end:]
+        # the cursor line's text after its indentation follows the middle token: the
+        # indentation stays in the prefix, where the model expects it (with it after the
+        # middle token the 0.5B model loses 3.5 points on humaneval-single-line)
+        line_start = prefix.rfind("\n") + 1
+        line = prefix[line_start:]
+        split = line_start + len(line) - len(line.lstrip(" \t"))
+        prefix, middle = prefix[:split], prefix[split:]
     prefix_ids = engine.tokenize(comments + prefix)
     middle_ids = engine.tokenize(middle)
     suffix_ids = engine.tokenize(windows.suffix)

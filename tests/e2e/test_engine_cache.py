@@ -183,9 +183,13 @@ def test_switching_documents_restores_the_saved_state(engine: Engine) -> None:
 
 
 def test_the_cursor_line_after_the_middle_token_or_not(engine: Engine) -> None:
-    line = SOURCE.count("\n") - 1
-    after, _ = request(engine, SOURCE, line, 8)
-    inline, _ = request(engine, SOURCE, line, 8, settings={"cache": {"lineAfterMiddle": False}})
+    line = SOURCE.count("\n") - 1  # `        print(describe(r), ...`
     middle = engine.tokenize("<|fim_middle|>", True)[0]
-    assert after.tokens[-1] != middle and inline.tokens[-1] == middle
-    assert after.block is not None and after.tokens[after.block[1] - 1] == middle
+    typed, _ = request(engine, SOURCE, line, 14)  # after `print(`
+    inline, _ = request(engine, SOURCE, line, 14, settings={"cache": {"lineAfterMiddle": False}})
+    assert typed.tokens[-1] != middle and inline.tokens[-1] == middle
+    assert engine.detokenize(typed.tokens[typed.tokens.index(middle) + 1 :]) == "print("
+    assert typed.block is not None and typed.tokens[typed.block[1] - 1] == middle
+    # the indentation stays in the prefix: at its end, nothing follows the middle token
+    blank, _ = request(engine, SOURCE, line, 8)
+    assert blank.tokens[-1] == middle

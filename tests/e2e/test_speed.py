@@ -135,6 +135,6 @@ async def test_warm_up_then_switching_documents_keeps_each_cache(
     await client.inline(b, 1, 11)
     await client.inline(a, last, 8)
     stats = await client.stats()
-    back = stats["recentGenerations"][-1]
-    assert back["restored"] and back["evaluatedTokens"] <= 2, back
-    assert stats["cache"]["documentRestores"] == 1
+    restored = [g for g in stats["recentGenerations"] if g["restored"]]
+    assert stats["cache"]["documentRestores"] == len(restored) == 1
+    assert restored[0]["evaluatedTokens"] <= 2, restored  # then retries, if any, follow

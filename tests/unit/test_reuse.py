@@ -131,7 +131,7 @@ def test_any_sequence_of_edits_keeps_cells_equal_to_the_prompt() -> None:
         assert len(cells) == p.ready < len(prompt)
         moves += bool(p.moves)
         continued += len(p.moves) == 2 or (len(p.moves) == 1 and p.moves[0][2] < p.moves[0][0])
-        for start, end, new in p.moves[:-1]:
+        for start, _end, new in p.moves[:-1]:
             assert new <= start  # every move but the last goes left
         if rng.random() < 0.1:  # cancelled during the prefill: part of the rest evaluated
             cached = prompt[: rng.randrange(len(cells), len(prompt))]
