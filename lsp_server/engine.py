@@ -1,10 +1,13 @@
 """The one llama.cpp model of the server: load it, tokenize, and generate with KV reuse.
 
 An :class:`Engine` is not thread-safe; :class:`lsp_server.worker.ModelWorker` owns it and
-calls it from a single thread. Generation reuses the longest common token prefix of the
-previous prompt still held in the KV cache, evaluates the rest in chunks of the batch size
-(checking for cancellation between them), then decodes one token at a time, checking
-cancellation and the caller's stop rule after every token.
+calls it from a single thread. Generation keeps what :func:`lsp_server.reuse.plan_reuse`
+says of the previous prompt's KV cells (the common prefix, and cells moved to new
+positions, assembled in the spare one of two sequences that share one unified cache),
+evaluates the rest in batches (checking for cancellation between them), then decodes
+one token at a time, checking cancellation, the caller's stop rule and the time budget
+after every token. The KV states of recently used other documents are kept in memory
+and loaded again when their document comes back.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -18,7 +19,10 @@ def test_fimls_check_reports_a_real_completion() -> None:
     assert "fimls check: OK" in out
     assert "template:   qwen2.5-coder (PSM)" in out
     assert "suggestion: 'a + b'" in out
-    assert "first completion:" in out and "warm completion:" in out
+    assert "first completion:" in out and "typed as shown:" in out
+    # after one more character, the model reads only that character's tokens
+    warm = re.search(r"warm completion: +\d+ ms \(prompt \d+ tokens: (\d+) evaluated", out)
+    assert warm is not None and int(warm.group(1)) <= 4, out
     assert "server exit code: 0" in out
 
 

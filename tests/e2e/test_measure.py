@@ -58,6 +58,8 @@ def test_eval_warm_types_the_cursor_line_into_a_cache_left_by_the_line_above(
         "--limit",
         "3",
         "--warm",
+        "--settings",
+        '{"cache": {"shiftedReuse": true}}',
         "--output",
         str(out),
         cwd=tmp_path,
@@ -127,6 +129,8 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         "4",
         "--interval-ms",
         "30",
+        "--settings",
+        '{"cache": {"shiftedReuse": true}}',
         "--compare",
         "no-cache",
         "--output",
@@ -146,7 +150,8 @@ def test_bench_with_compare(tmp_path: Path) -> None:
         assert result["summary"]["serverRssMiB"] > 100
         assert result["generations"] > 0
     assert compare["settings"] == NO_CACHE
-    # each new line moves the suffix (the other function) instead of evaluating it again
+    # with the moves on, each new line moves the suffix (the other function) instead of
+    # evaluating it again
     assert base["shifted_reuses"] >= 1 and compare["shifted_reuses"] == 0
     assert compare["memory_answers"] == 0
     assert "prompt tokens evaluated / answer, median" in table
