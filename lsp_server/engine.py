@@ -361,18 +361,17 @@ class Engine:
             raise ValueError("empty prompt")
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit n_ctx {self.n_ctx}")
-        restored = self._switch_document(req.document, prompt, req.documents)
-        chunk = min(req.chunk or self._n_batch, self._n_batch)
-        plan = plan_reuse(
-            self._kv,
-            self._block,
+        filled = self._fill(
             prompt,
             req.block,
-            shift=req.shifted_reuse and self._can_shift,
-            max_gap=chunk,
-            capacity=self.n_ctx - 1,
+            document=req.document,
+            documents=req.documents,
+            shift=req.shifted_reuse,
+            chunk=req.chunk,
+            cancel=req.cancel,
+            limit=req.evaluate_limit,
         )
-        if req.evaluate_limit and len(prompt) - plan.reused > req.evaluate_limit:
+        if filled is None:
             return GenerationResult(
                 text="",
                 stop_reason="skipped",
@@ -384,10 +383,7 @@ class Engine:
                 first_token_ms=0.0,
                 total_ms=(time.perf_counter() - started) * 1000,
             )
-        gap = self._carry_out(plan, prompt)
-        reused = len(self._kv) - gap  # the kv holds a prefix of the prompt now
-        evaluated = gap + self._evaluate(prompt, len(self._kv), req.cancel, chunk)
-        self._block = req.block if req.block and len(self._kv) >= req.block[1] else None
+        kept, restored, reused, evaluated = filled
         prompt_done = time.perf_counter()
         text, reason, first_token = "", "cancelled", prompt_done
         tokens: list[int] = []
@@ -407,7 +403,7 @@ class Engine:
             first_token_ms=(first_token - started) * 1000,
             total_ms=(now - started) * 1000,
             tokens=tuple(tokens),
-            shifted_tokens=reused - plan.keep,
+            shifted_tokens=reused - kept,
             restored=restored,
         )
 
@@ -425,12 +421,53 @@ class Engine:
         Returns how many tokens were evaluated.
         """
         tokens = list(prompt)[: self.n_ctx - 1]
-        self._switch_document(document, tokens, documents)
-        plan = plan_reuse(self._kv, self._block, tokens, block, shift=False, max_gap=0, capacity=0)
-        self._carry_out(plan, tokens)
-        evaluated = self._evaluate(tokens, len(self._kv), cancel, chunk)
+        filled = self._fill(
+            tokens,
+            block,
+            document=document,
+            documents=documents,
+            shift=False,
+            chunk=chunk,
+            cancel=cancel,
+        )
+        return filled[3] if filled is not None else 0  # None only with a limit
+
+    def _fill(
+        self,
+        prompt: list[int],
+        block: tuple[int, int] | None,
+        *,
+        document: str | None,
+        documents: int,
+        shift: bool,
+        chunk: int,
+        cancel: threading.Event,
+        limit: int = 0,
+    ) -> tuple[int, bool, int, int] | None:
+        """Bring a prompt into the KV cache: the document's state, then the reuse plan.
+
+        Returns (common prefix kept, document state restored, tokens reused, tokens
+        evaluated), or None, the cache untouched past the document switch, when more
+        than ``limit`` tokens (0: no limit) would have to be evaluated.
+        """
+        restored = self._switch_document(document, prompt, documents)
+        chunk = min(chunk or self._n_batch, self._n_batch)
+        plan = plan_reuse(
+            self._kv,
+            self._block,
+            prompt,
+            block,
+            shift=shift and self._can_shift,
+            max_gap=chunk,
+            capacity=self.n_ctx - 1,
+        )
+        if limit and len(prompt) - plan.reused > limit:
+            return None
+        gap = self._carry_out(plan, prompt)
+        reused = len(self._kv) - gap  # the kv holds a prefix of the prompt now
+        evaluated = gap + self._evaluate(prompt, len(self._kv), cancel, chunk)
         self._block = block if block and len(self._kv) >= block[1] else None
-        return evaluated
+        return plan.keep, restored, reused, evaluated
 
     def _carry_out(self, plan: ReusePlan, prompt: list[int]) -> int:
         """Arrange the KV cells as the plan says; return how many gap tokens were evaluated.
@@ -536,11 +573,8 @@ class Engine:
         """Memory taken by the saved KV states."""
         return sum(len(s.data) for s in self._saved.values())
 
-    def _evaluate(
-        self, prompt: list[int], start: int, cancel: threading.Event, size: int = 0
-    ) -> int:
+    def _evaluate(self, prompt: list[int], start: int, cancel: threading.Event, size: int) -> int:
         """Decode prompt[start:] in chunks of ``size``; return how many tokens were decoded."""
-        size = min(size or self._n_batch, self._n_batch)
         pos = start
         while pos < len(prompt) and not cancel.is_set():
             chunk = prompt[pos : pos + size]
