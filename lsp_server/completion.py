@@ -91,16 +91,22 @@ class Prompt:
     #: suffix and its markers), for the engine's shifted reuse; None when the prefix
     #: comes last (suffix-prefix-middle order).
     block: tuple[int, int] | None = None
+    #: the document line where the text after the FIM middle token starts
+    middle_line: int = 0
 
 
-def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> Prompt:
+def build_prompt(
+    engine: Engine, plan: CompletionPlan, settings: Settings, middle_from: int | None = None
+) -> Prompt:
     """Render the prompt for a plan as token ids, within the engine's context.
 
     Order, most stable first so that the KV cache keeps it while the user types: the
     context from other files (in the model's repository format, or as a comment block
     at the top of the prefix), then the FIM part with the prefix and suffix windows, and,
-    where the template allows it, the text typed on the cursor line after the middle
-    token (so that typing within a line only appends to the prompt).
+    where the template allows it, the text typed since line ``middle_from`` after the
+    middle token (so that typing, new lines included, only appends to the prompt). The
+    middle region starts at the cursor line when ``middle_from`` is None, below the
+    cursor, or too far above it for ``cache.middleTokens``.
     """
     template = engine.template
     count = engine.count_tokens
@@ -121,19 +127,27 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> Pr
         comments = comment_block(files, plan.language_id)
     overhead = len(head) + template.overhead - len(template.bos) + count(comments)
     prefix_budget, suffix_budget = budgets(settings, engine.n_ctx, overhead)
+    after_middle = settings.cache.line_after_middle and template.template.line_after_middle
     windows = fit_windows(
-        plan, count, prefix_budget, suffix_budget, anchor=settings.cache.anchor_lines
+        plan,
+        count,
+        prefix_budget,
+        suffix_budget,
+        anchor=settings.cache.anchor_lines,
+        middle_from=middle_from,
+        middle_tokens=settings.cache.middle_tokens if after_middle else 0,
     )
     healed = len(plan.healed) if settings.completion.postprocess else 0
     prefix = windows.prefix[: len(windows.prefix) - healed]
     middle = ""
-    if settings.cache.line_after_middle and template.template.line_after_middle:
-        # the cursor line's text after its indentation follows the middle token: the
-        # indentation stays in the prefix, where the model expects it (with it after the
-        # middle token the 0.5B model loses 3.5 points on humaneval-single-line)
-        line_start = prefix.rfind("\n") + 1
-        line = prefix[line_start:]
-        split = line_start + len(line) - len(line.lstrip(" \t"))
+    if after_middle:
+        # the middle region's text after the indentation of its first line follows the
+        # middle token: that indentation stays in the prefix, where the model expects
+        # it (with it after the middle token the 0.5B model loses 3.5 points on
+        # humaneval-single-line)
+        start = min(windows.middle_at, len(prefix))
+        line = prefix[start:].split("\n", 1)[0]
+        split = start + len(line) - len(line.lstrip(" \t"))
         prefix, middle = prefix[:split], prefix[split:]
     prefix_ids = engine.tokenize(comments + prefix)
     middle_ids = engine.tokenize(middle)
@@ -145,7 +159,7 @@ def build_prompt(engine: Engine, plan: CompletionPlan, settings: Settings) -> Pr
     fim, prefix_end = template.fim_block(prefix_ids, suffix_ids)
     tokens = head + fim + middle_ids
     span = (len(head) + prefix_end, len(head) + len(fim)) if prefix_end >= 0 else None
-    return Prompt(tokens, span)
+    return Prompt(tokens, span, windows.middle_line)
 
 
 def choose_pieces(
@@ -217,14 +231,19 @@ def generate(
     banned_first: frozenset[int] = frozenset(),
     document: str | None = None,
     background: bool = False,
+    middles: dict[str, int] | None = None,
 ) -> GenerationResult:
     """Build the prompt and generate (runs on the model thread).
 
     ``background`` work evaluates the prompt in small batches, so that a user request
-    that cancels it waits little.
+    that cancels it waits little. ``middles``: per document, the line where the text
+    after the middle token starts, read and updated here (see :func:`build_prompt`).
     """
     c = settings.completion
-    prompt = build_prompt(engine, plan, settings)
+    middle_from = middles.get(document) if middles is not None and document else None
+    prompt = build_prompt(engine, plan, settings, middle_from)
+    if middles is not None and document:
+        middles[document] = prompt.middle_line
     return engine.generate(
         Generation(
             prompt=prompt.tokens,
@@ -267,6 +286,7 @@ def complete(
     record: Callable[[GenerationResult], None],
     document: str | None = None,
     background: bool = False,
+    middles: dict[str, int] | None = None,
 ) -> Outcome:
     """Generate, finish and check a completion (runs on the model thread).
 
@@ -282,7 +302,7 @@ def complete(
     """
 
     def attempt(banned: frozenset[int] = frozenset()) -> GenerationResult:
-        result = generate(engine, cancel, plan, settings, banned, document, background)
+        result = generate(engine, cancel, plan, settings, banned, document, background, middles)
         if result.stop_reason != "skipped":
             record(result)
         return result
@@ -413,6 +433,8 @@ class CompletionService:
         self._folders = folders
         self._context = context
         self._memory = CompletionMemory()
+        #: per document, where the text after the middle token starts (model thread)
+        self._middles: dict[str, int] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     async def suggest(
@@ -461,8 +483,9 @@ class CompletionService:
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
             timing.append(time.perf_counter())
+            record = self._stats.record_generation
             outcome = complete(
-                engine, cancel, plan, settings, check, self._stats.record_generation, doc.uri
+                engine, cancel, plan, settings, check, record, doc.uri, False, self._middles
             )
             timing.append(time.perf_counter())
             return outcome
@@ -554,7 +577,8 @@ class CompletionService:
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
             record = self._stats.record_generation
-            return complete(engine, cancel, plan, settings, check, record, doc.uri, True)
+            middles = self._middles
+            return complete(engine, cancel, plan, settings, check, record, doc.uri, True, middles)
 
         try:
             outcome = await self._worker.run("fimls:prefetch", job, background=True)
@@ -595,6 +619,7 @@ class CompletionService:
 
         def job(engine: Engine, cancel: threading.Event) -> None:
             prompt = build_prompt(engine, plan, settings)
+            self._middles[doc.uri] = prompt.middle_line
             engine.prefill(
                 prompt.tokens,
                 prompt.block,
@@ -613,6 +638,7 @@ class CompletionService:
     def forget(self, uri: str) -> None:
         """A document was closed: drop its completions and its saved KV state."""
         self._memory.forget(uri)
+        self._middles.pop(uri, None)
         if self._worker.ready:
             self._spawn(self._forget(uri))
 
@@ -628,6 +654,7 @@ class CompletionService:
     def model_changed(self) -> None:
         """Another model was loaded (or none): what is in memory came from the old one."""
         self._memory.clear()
+        self._middles.clear()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -667,7 +694,8 @@ class CompletionService:
         where = skipped_at(doc, cursor, settings, syntax)
 
         def job(engine: Engine, cancel: threading.Event) -> dict[str, Any]:
-            tokens = build_prompt(engine, plan, settings).tokens
+            middle_from = self._middles.get(doc.uri)
+            tokens = build_prompt(engine, plan, settings, middle_from).tokens
             return {
                 "template": engine.template.template.name,
                 "mode": "none" if where else plan.mode.value,

@@ -161,6 +161,16 @@ class CacheSettings:
         "model's template allows it (llama.vim's layout): typing within a line then only "
         "appends to the prompt.",
     )
+    middle_tokens: int = _setting(
+        256,
+        "With `lineAfterMiddle`, the lines typed below the line where the prompt's prefix "
+        "was last cut also follow the middle token, within this many tokens (a quarter of "
+        "`context.prefixTokens` at most), so that a new line only appends to the prompt "
+        "too; past them the prefix is cut again at the cursor line. 0: only the cursor "
+        "line's text.",
+        minimum=0,
+        maximum=65536,
+    )
     anchor_lines: int = _setting(
         16,
         "The prefix window starts at a multiple of this many lines, so that it does not "

@@ -316,10 +316,16 @@ CURSOR_LINE_TOKENS = 48
 
 @dataclass(frozen=True)
 class Windows:
-    """The prefix and suffix text the prompt shows, within their budgets."""
+    """The prefix and suffix text the prompt shows, within their budgets.
+
+    ``prefix[middle_at:]`` is the text from the start of document line ``middle_line``
+    to the cursor: the part that may follow the FIM middle token.
+    """
 
     prefix: str
     suffix: str
+    middle_at: int = 0
+    middle_line: int = 0
 
 
 def fit_windows(
@@ -328,6 +334,8 @@ def fit_windows(
     prefix_budget: int,
     suffix_budget: int,
     anchor: int = 1,
+    middle_from: int | None = None,
+    middle_tokens: int = 0,
 ) -> Windows:
     """Cut prefix and suffix to their token budgets at line boundaries.
 
@@ -337,6 +345,12 @@ def fit_windows(
     keeps it); the suffix keeps the rest of the cursor line and whole lines below. A
     single line longer than its budget is cut by characters (from its start for the
     prefix, from its end for the suffix).
+
+    With ``middle_tokens``, the text from line ``middle_from`` to the cursor (the
+    middle region) gets that much room of the budget, and the lines above it fill the
+    rest, so that the window does not move while lines are typed below ``middle_from``.
+    When the region does not fit (or ``middle_from`` is not at or above the cursor
+    line), it starts at the cursor line.
     """
     headers: list[tuple[int, str]] = []
     reserve = 0
@@ -348,21 +362,28 @@ def fit_windows(
         reserve += n
     budget = prefix_budget - reserve
     above = plan.lines_before[::-1]
+    middle: list[str] = []
     if budget <= 0:
         prefix = ""
     elif plan.line_before and count(plan.line_before) > budget:
         prefix = _cut_chars(plan.line_before, count, budget, keep_end=True)
     else:
-        # the lines above get the same budget whatever the cursor line holds (up to a
-        # line's usual length), so that typing on it does not move the window's start
+        # the lines above get the same budget whatever the cursor line (or the middle
+        # region) holds, up to its allowance, so that typing there does not move the
+        # window's start
         allowance = min(CURSOR_LINE_TOKENS, budget // 8)
-        line_cost = max(count(plan.line_before) if plan.line_before else 0, allowance)
-        kept = _fitting("", above, count, budget - line_cost)
-        first = plan.line - kept
+        line_cost = count(plan.line_before) if plan.line_before else 0
+        if middle_tokens > 0:
+            allowance = max(allowance, min(middle_tokens, budget // 4))
+            middle = _middle_lines(above, plan.line, middle_from, count, allowance - line_cost)
+        rest = above[len(middle) :]
+        used = line_cost + sum(count(line) for line in middle)
+        kept = _fitting("", rest, count, budget - max(used, allowance))
+        first = plan.line - len(middle) - kept
         anchored = -(-first // anchor) * anchor
         if anchor > 1 and anchored - first <= kept // 2:  # never drop most of the window
             kept -= anchored - first
-        prefix = "".join(reversed(above[:kept])) + plan.line_before
+        prefix = "".join(reversed(rest[:kept])) + "".join(reversed(middle)) + plan.line_before
     first_kept = plan.line - prefix.count("\n")  # the first document line in the window
     missing = [text for index, text in headers if index < first_kept]
     if missing:
@@ -375,7 +396,27 @@ def fit_windows(
     else:
         kept = _fitting(after_first, plan.lines_after, count, suffix_budget)
         suffix = after_first + "".join(plan.lines_after[:kept])
-    return Windows(prefix=prefix, suffix=suffix)
+    region = sum(map(len, middle)) + len(plan.line_before)
+    return Windows(
+        prefix=prefix,
+        suffix=suffix,
+        middle_at=max(0, len(prefix) - region),
+        middle_line=plan.line - len(middle),
+    )
+
+
+def _middle_lines(
+    above: Sequence[str],
+    line: int,
+    start: int | None,
+    count: Callable[[str], int],
+    room: int,
+) -> list[str]:
+    """Lines ``start`` to the cursor line's, nearest first, if they fit ``room`` tokens."""
+    if start is None or not 0 <= line - start <= len(above):
+        return []
+    lines = list(above[: line - start])
+    return lines if sum(count(text) for text in lines) <= room else []
 
 
 def _fitting(first: str, others: Sequence[str], count: Callable[[str], int], budget: int) -> int:

@@ -38,6 +38,7 @@ DEFAULT_FILE = Path(textwrap.__file__)
 NO_CACHE: dict[str, Any] = {
     "cache": {
         "lineAfterMiddle": False,
+        "middleTokens": 0,
         "anchorLines": 1,
         "shiftedReuse": False,
         "completions": False,

@@ -74,6 +74,7 @@ def request(
     max_tokens: int = 8,
     settings: dict | None = None,
     cancel_after_tokens: int | None = None,
+    middle_from: int | None = None,
 ):
     lines = split_lines(text)
     plan = plan_completion(
@@ -85,7 +86,7 @@ def request(
         multiline="never",
         language_id="python",
     )
-    prompt = build_prompt(engine, plan, parse_settings(settings or {})[0])
+    prompt = build_prompt(engine, plan, parse_settings(settings or {})[0], middle_from)
     flag = cancel or threading.Event()
     calls = []
 
@@ -141,6 +142,34 @@ def test_typing_then_a_line_break_evaluates_only_the_new_tokens(engine: Engine) 
     prompt, full = request(engine, finished, line + 1, 4, shifted=False)
     assert full.shifted_tokens == 0 and full.evaluated_tokens > result.evaluated_tokens + 25
     assert_consistent(engine, prompt.tokens)
+
+
+def test_lines_typed_below_the_middle_start_only_append(engine: Engine) -> None:
+    statement = '    text = f"r={radius}"'
+    where = SOURCE.index(statement)
+    line = SOURCE[:where].count("\n")
+    base = SOURCE[:where] + "    " + SOURCE[where + len(statement) :]
+    prompt, _ = request(engine, base, line, 4, shifted=False, middle_from=line)
+    assert prompt.middle_line == line
+    text, row = base, line
+    for typed in ('text = f"r={radius}"', "text += '!'", "print(text)"):
+        text = text.replace("\n    \n", "\n    " + typed + "\n    \n", 1)
+        row += 1
+        prompt, result = request(engine, text, row, 4, shifted=False, middle_from=line)
+        # the finished line and the next one's indentation: no suffix evaluated again
+        assert prompt.middle_line == line and result.shifted_tokens == 0
+        assert result.reused_tokens > 70 and result.evaluated_tokens <= 12, result
+        assert_consistent(engine, prompt.tokens)
+        assert prompt.tokens[-1] != engine.tokenize("<|fim_middle|>", True)[0]
+    middle = engine.tokenize("<|fim_middle|>", True)[0]
+    shown = engine.detokenize(prompt.tokens[prompt.tokens.index(middle) + 1 :])
+    assert shown == "text = f\"r={radius}\"\n    text += '!'\n    print(text)\n    "
+    # with the region off, the same line break evaluates the suffix again
+    request(engine, text, row, 4, shifted=False, settings={"cache": {"middleTokens": 0}})
+    text = text.replace("\n    \n", "\n    return text\n    \n", 1)
+    off = {"cache": {"middleTokens": 0}}
+    prompt, full = request(engine, text, row + 1, 4, shifted=False, settings=off)
+    assert prompt.middle_line == row + 1 and full.evaluated_tokens > 25, full
 
 
 def test_an_edit_above_invalidates_the_cache_from_there_on(engine: Engine) -> None:

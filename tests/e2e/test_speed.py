@@ -91,13 +91,45 @@ async def test_an_edit_elsewhere_is_not_answered_from_memory_and_undo_is(
     assert stats["cache"]["memoryExact"] == 1 and stats["engine"]["generations"] == 2
 
 
+async def test_new_lines_only_append_to_the_prompt(launch: Launch, tmp_path: Path) -> None:
+    # the default layout: the lines typed since the prefix was cut follow the middle token
+    client = await ready(launch, cache={"warmup": False, "prefetch": False, "completions": False})
+    uri = doc_uri(tmp_path, "circle.py")
+    client.open(uri, NUMBERS)
+    line = NUMBERS.split("\n").index("def circumference(radius):") + 1
+    await client.inline(uri, line, 4)
+    version, column = 1, 4
+    for typed in ("r = float(radius)", "d = 2 * r", "return math.pi * d"):
+        for ch in typed:
+            version += 1
+            client.change(uri, version, ch, (line, column), (line, column))
+            column += 1
+        await client.inline(uri, line, column)
+        version += 1
+        client.change(uri, version, "\n    ", (line, column), (line, column))
+        line, column = line + 1, 4
+        await client.inline(uri, line, column)
+    stats = await client.stats()
+    runs = stats["recentGenerations"]
+    assert len(runs) >= 7 and runs[0]["evaluatedTokens"] > 40
+    # each later run evaluates what was typed since the one before it, no suffix again
+    assert max(g["evaluatedTokens"] for g in runs[1:]) <= 12, runs
+    assert all(g["shiftedTokens"] == 0 for g in runs)
+
+
 async def test_a_line_break_moves_the_suffix_instead_of_evaluating_it(
     launch: Launch, tmp_path: Path
 ) -> None:
     # the moves are off by default: an approximation that costs quality (README)
     client = await ready(
         launch,
-        cache={"warmup": False, "prefetch": False, "completions": False, "shiftedReuse": True},
+        cache={
+            "warmup": False,
+            "prefetch": False,
+            "completions": False,
+            "shiftedReuse": True,
+            "middleTokens": 0,
+        },
     )
     uri = doc_uri(tmp_path, "circle.py")
     client.open(uri, NUMBERS)

@@ -178,3 +178,39 @@ def test_typing_on_the_cursor_line_does_not_move_the_window() -> None:
         assert window.prefix.endswith("y " * n)
         firsts.add(window.prefix.split()[0])
     assert len(firsts) == 1
+
+
+def test_new_lines_below_the_middle_start_do_not_move_the_window() -> None:
+    text = "".join(f"w{i} v\n" for i in range(200))
+    firsts = set()
+    for line in range(120, 136):  # 16 lines of 2 words fill the room of 32
+        p = plan(text, line, len(f"w{line} v"))
+        w = fit_windows(p, words, 128, 4, anchor=1, middle_from=120, middle_tokens=32)
+        assert w.middle_line == 120 and w.prefix[w.middle_at :].startswith("w120 v")
+        assert w.prefix.endswith(f"w{line} v") and words(w.prefix) <= 128
+        firsts.add(w.prefix.split()[0])
+    assert len(firsts) == 1  # the same lines above the middle region: the cache keeps them
+    # past its room, the region starts again at the cursor line
+    p = plan(text, 136, 6)
+    w = fit_windows(p, words, 128, 4, anchor=1, middle_from=120, middle_tokens=32)
+    assert w.middle_line == 136 and w.prefix[w.middle_at :] == "w136 v"
+    assert w.prefix.split()[0] not in firsts
+
+
+@pytest.mark.parametrize("middle_from", [None, 130, 40])
+def test_the_middle_region_starts_at_the_cursor_line_unless_it_fits(
+    middle_from: int | None,
+) -> None:
+    # none asked for, one below the cursor, one too far above: the cursor line
+    text = "".join(f"w{i} v\n" for i in range(200))
+    p = plan(text, 120, 3)
+    w = fit_windows(p, words, 128, 4, middle_from=middle_from, middle_tokens=32)
+    assert w.middle_line == 120 and w.prefix[w.middle_at :] == "w12"
+
+
+def test_without_a_middle_region_the_windows_are_unchanged() -> None:
+    text = "".join(f"w{i} v\n" for i in range(200))
+    p = plan(text, 120, 3)
+    plain = fit_windows(p, words, 128, 4, anchor=16)
+    assert fit_windows(p, words, 128, 4, anchor=16, middle_from=118) == plain
+    assert plain.middle_line == 120 and plain.prefix[plain.middle_at :] == "w12"
