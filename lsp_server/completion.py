@@ -577,7 +577,7 @@ class CompletionService:
 
         def job(engine: Engine, cancel: threading.Event) -> Outcome:
             record = self._stats.record_generation
-            middles = self._middles
+            middles = dict(self._middles)  # a guess: where the region starts stays as it was
             return complete(engine, cancel, plan, settings, check, record, doc.uri, True, middles)
 
         try:
