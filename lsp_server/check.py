@@ -103,7 +103,8 @@ def main(model: str | None = None) -> int:
         source = "embedded, sha256 verified" if m.get("embedded") else "--model"
         out.write(f"model:      {m.get('name')} ({m.get('description')})\n")
         out.write(f"file:       {m.get('path')} ({size:.1f} MiB, {source})\n")
-        out.write(f"template:   {m.get('template')} ({str(m.get('order')).upper()})\n")
+        reason = f", from {m['templateReason']}" if m.get("templateReason") else ""
+        out.write(f"template:   {m.get('template')} ({str(m.get('order')).upper()}{reason})\n")
         out.write(f"threads:    {m.get('threads')}, context {m.get('contextSize')} tokens\n")
     out.write(f"ready in:   {result.ready_s:.2f} s (server start to model loaded)\n")
     if result.error:

@@ -27,7 +27,13 @@ from llama_cpp import _internals as internals
 from lsp_server import model_store
 from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
-from lsp_server.prompts import BoundTemplate, bind_template, detect_template, load_templates
+from lsp_server.prompts import (
+    BoundTemplate,
+    bind_template,
+    detect_template,
+    load_templates,
+    model_facts,
+)
 from lsp_server.reuse import ReusePlan, common_prefix, plan_reuse
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ class ModelInfo:
     n_ctx: int
     threads: int
     load_seconds: float
+    template_reason: str = ""  # what the template was chosen from
 
     def to_json(self) -> dict[str, object]:
         """Return the camelCase JSON form sent to clients."""
@@ -69,6 +76,7 @@ class ModelInfo:
             "sizeBytes": self.size_bytes,
             "embedded": self.embedded,
             "template": self.template,
+            "templateReason": self.template_reason,
             "order": self.order,
             "contextSize": self.n_ctx,
             "threads": self.threads,
@@ -284,12 +292,19 @@ class Engine:
         def tokenize(text: str, special: bool) -> list[int]:
             return list(model.tokenize(text.encode("utf-8"), False, special))
 
-        meta = model.metadata()
-        name = meta.get("general.name") or path.stem
+        def token_text(token: int) -> str | None:
+            if not 0 <= token < model.n_vocab():
+                return None
+            return model.token_get_text(token)
+
+        def single(text: str) -> bool:
+            return len(tokenize(text, True)) == 1
+
+        facts = model_facts(model.metadata(), path.stem, single, token_text)
+        name = facts.name
         try:
-            template = detect_template(
-                load_templates(), lambda s: len(tokenize(s, True)) == 1, name, config.template
-            )
+            detection = detect_template(load_templates(), facts, config.template)
+            template = detection.template
             bos = [model.token_bos()] if model.add_bos_token() and model.token_bos() >= 0 else []
             bound = bind_template(template, tokenize, bos)
         except BaseException:
@@ -304,6 +319,7 @@ class Engine:
             embedded=embedded,
             template=template.name,
             order=template.order,
+            template_reason=detection.reason,
             n_ctx=n_ctx,
             threads=config.threads,
             load_seconds=time.perf_counter() - started,

@@ -26,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-_SLOT = re.compile(r"\{(prefix|suffix|repo|path|content)\}")
+_SLOT = re.compile(r"\{(prefix|suffix|repo|path|content|system|user)\}")
 
 #: tokenize(text, special) -> token ids
 TokenizeFn = Callable[[str, bool], list[int]]
@@ -37,6 +37,8 @@ PATTERNS = {
     "repo_header": ("repo",),
     "repo_file": ("path", "content"),
     "repo_current": ("path",),
+    "chat_system": ("system",),
+    "chat_user": ("user",),
 }
 
 
@@ -69,6 +71,19 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class ChatFormat:
+    """An instruction (chat) format: a system turn, a user turn that opens the answer."""
+
+    system: Pattern
+    user: Pattern
+    stop: tuple[str, ...]
+
+    def render_text(self, system: str, user: str) -> str:
+        """The whole prompt as text."""
+        return self.system.fill(system=system) + self.user.fill(user=user)
+
+
+@dataclass(frozen=True)
 class FimTemplate:
     """One model family's fill-in-the-middle (and repository) format."""
 
@@ -84,6 +99,10 @@ class FimTemplate:
     #: The text typed on the cursor line may follow the pattern (after the middle token)
     #: instead of ending the prefix, so that typing within a line only appends tokens.
     line_after_middle: bool = False
+    #: general.architecture values of the family's GGUF files (to break a tie)
+    detect_architectures: tuple[str, ...] = ()
+    #: the instruction format for code actions when the GGUF has no chat template
+    chat: ChatFormat | None = None
 
     @property
     def order(self) -> str:
@@ -164,12 +183,14 @@ def parse_template(data: Mapping[str, object], source: str) -> FimTemplate:
         if raw is None:
             return None
         slots = [v for k, v in Pattern(raw).pieces() if k == "slot"]
+        if kind == "repo_current" and not slots:
+            return Pattern(raw)  # StarCoder2 leaves the current file's path out
         if sorted(slots) != sorted(PATTERNS[kind]):
             wanted = ", ".join("{" + s + "}" for s in PATTERNS[kind])
             raise TemplateError(f"{source}: {key} must contain {wanted}, each exactly once")
         return Pattern(raw)
 
-    fim, repo, detect = table("fim"), table("repo"), table("detect")
+    fim, repo, detect, chat = table("fim"), table("repo"), table("detect"), table("chat")
     fim_pattern = pattern(fim, "template", "fim", required=True)
     assert fim_pattern is not None
     name = text(data, "name")
@@ -187,6 +208,14 @@ def parse_template(data: Mapping[str, object], source: str) -> FimTemplate:
     )
     if repo and not template.has_repo_format:
         raise TemplateError(f"{source}: [repo] needs header, file and current")
+    if chat:
+        system = pattern(chat, "system", "chat_system", required=True)
+        user = pattern(chat, "user", "chat_user", required=True)
+        assert system is not None and user is not None
+        chat_format = ChatFormat(system, user, strings(chat, "stop"))
+        template = dataclasses.replace(template, chat=chat_format)
+    archs = tuple(a.lower() for a in strings(detect, "architectures"))
+    template = dataclasses.replace(template, detect_architectures=archs)
     after_middle = fim.get("current_line_after_middle", False)
     if not isinstance(after_middle, bool):
         raise TemplateError(f"{source}: current_line_after_middle must be true or false")
@@ -200,47 +229,152 @@ def parse_template(data: Mapping[str, object], source: str) -> FimTemplate:
     return template
 
 
-_SPECIAL = re.compile(r"<[^<>\s]+>|\[[A-Z_]+\]")
+_SPECIAL = re.compile(r"▁?<[^<>\s]+>|\[[A-Z_]+\]")
+
+
+def markers(pattern: Pattern) -> list[str]:
+    """The special tokens written in a pattern's literal pieces, in order."""
+    return [m for literal in pattern.literals() for m in _SPECIAL.findall(literal)]
 
 
 def special_tokens(template: FimTemplate) -> list[str]:
     """Every special token string the template relies on (stop tokens and markers)."""
     seen: dict[str, None] = {}
     for pattern in template.patterns().values():
-        for literal in pattern.literals():
-            for marker in _SPECIAL.findall(literal):
-                seen.setdefault(marker, None)
+        for marker in markers(pattern):
+            seen.setdefault(marker, None)
     for tok in [*template.stop, *template.detect_tokens]:
         seen.setdefault(tok.strip(), None)
     return [t for t in seen if t]
 
 
+def required_tokens(template: FimTemplate) -> list[str]:
+    """The tokens the template cannot do without: FIM markers and identifying tokens."""
+    seen = dict.fromkeys([*markers(template.fim), *template.detect_tokens])
+    return list(seen)
+
+
+#: GGUF keys naming a FIM token id, by the role the token plays (llama.cpp's names; the
+#: ``prefix/suffix/middle_token_id`` forms are the older ones, still written for Code Llama).
+FIM_KEYS = {
+    "pre": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),
+    "suf": ("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"),
+    "mid": ("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"),
+}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a model file says that tells its FIM template."""
+
+    name: str  # general.name (else the file name)
+    is_single: Callable[[str], bool]  # whether a text is one (special) token
+    basename: str = ""  # general.basename
+    architecture: str = ""  # general.architecture
+    fim_tokens: Mapping[str, str] = dataclasses.field(default_factory=dict)  # role -> text
+
+    def describe(self) -> str:
+        """The model as a message names it."""
+        arch = f", architecture {self.architecture!r}" if self.architecture else ""
+        return f"model {self.name!r}{arch}"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The chosen template and what it was chosen from."""
+
+    template: FimTemplate
+    reason: str
+
+
 def detect_template(
-    templates: Mapping[str, FimTemplate],
-    is_single_token: Callable[[str], bool],
-    model_name: str,
-    requested: str | None = None,
-) -> FimTemplate:
-    """Choose the template for a model: the requested one, else the one its vocabulary fits."""
+    templates: Mapping[str, FimTemplate], facts: ModelFacts, requested: str | None = None
+) -> Detection:
+    """Choose the template for a model, or say why none can be chosen.
+
+    In order: the ``requested`` name (``fimls.model.template``); the FIM token ids the
+    GGUF names (``tokenizer.ggml.fim_*_token_id``); the templates whose identifying
+    tokens are all single tokens of the vocabulary. A tie is broken by the templates
+    listing the GGUF's ``general.architecture``, then by the longest of their names found
+    in ``general.name``/``general.basename``; what is still a tie is an error, never a
+    guess.
+    """
+    how = "set fimls.model.template to one of: " + ", ".join(sorted(templates))
     if requested:
         if requested not in templates:
             known = ", ".join(sorted(templates))
             raise TemplateError(f"unknown template {requested!r}; known templates: {known}")
-        return templates[requested]
-    fitting = [t for t in templates.values() if all(map(is_single_token, t.detect_tokens))]
+        return Detection(templates[requested], "fimls.model.template")
+    if facts.fim_tokens:
+        wanted = {_bare(text) for text in facts.fim_tokens.values()}
+        found = ", ".join(f"{role}={text!r}" for role, text in sorted(facts.fim_tokens.items()))
+        fitting = [t for t in templates.values() if wanted <= {_bare(m) for m in markers(t.fim)}]
+        reason = f"the GGUF's FIM token ids ({found})"
+        if not fitting:
+            raise TemplateError(
+                f"{facts.describe()} names FIM tokens {found}, which no template in "
+                f"prompts/ uses; {how}"
+            )
+        in_vocabulary = [t for t in fitting if all(map(facts.is_single, t.detect_tokens))]
+        if in_vocabulary and len(in_vocabulary) < len(fitting):
+            fitting, reason = in_vocabulary, f"{reason} and its vocabulary"
+    else:
+        fitting = [t for t in templates.values() if all(map(facts.is_single, t.detect_tokens))]
+        reason = "the FIM tokens in its vocabulary"
+        if not fitting:
+            raise TemplateError(
+                f"{facts.describe()} has none of the FIM tokens of a known template; {how}"
+            )
     if len(fitting) > 1:
-        lowered = model_name.lower()
-        named = [t for t in fitting if any(n in lowered for n in t.detect_names)]
-        fitting = named or fitting
-    if len(fitting) == 1:
-        return fitting[0]
-    how = "set fimls.model.template to one of: " + ", ".join(sorted(templates))
-    if not fitting:
+        arch = facts.architecture.lower()
+        by_arch = [t for t in fitting if arch and arch in t.detect_architectures]
+        if by_arch and len(by_arch) < len(fitting):
+            fitting, reason = by_arch, f"{reason} and its architecture {arch!r}"
+    if len(fitting) > 1:
+        label = f"{facts.name} {facts.basename}".lower()
+        score = {
+            t.name: max((len(n) for n in t.detect_names if n in label), default=0) for t in fitting
+        }
+        best = max(score.values())
+        if best > 0:
+            fitting = [t for t in fitting if score[t.name] == best]
+            reason = f"{reason} and its name"
+    if len(fitting) > 1:
+        names = ", ".join(sorted(t.name for t in fitting))
         raise TemplateError(
-            f"model {model_name!r} has none of the FIM tokens of a known template; {how}"
+            f"{facts.describe()} fits several templates ({names}): they use the same FIM "
+            f"tokens and its name matches none of them; {how}"
         )
-    names = ", ".join(t.name for t in fitting)
-    raise TemplateError(f"model {model_name!r} fits several templates ({names}); {how}")
+    return Detection(fitting[0], reason)
+
+
+def model_facts(
+    metadata: Mapping[str, str],
+    fallback_name: str,
+    is_single: Callable[[str], bool],
+    token_text: Callable[[int], str | None],
+) -> ModelFacts:
+    """The facts detection needs from a GGUF's metadata and vocabulary."""
+    fim: dict[str, str] = {}
+    for role, keys in FIM_KEYS.items():
+        for key in keys:
+            raw = metadata.get(key, "")
+            text = token_text(int(raw)) if raw.isdigit() else None
+            if text:
+                fim[role] = text
+                break
+    return ModelFacts(
+        name=metadata.get("general.name") or fallback_name,
+        is_single=is_single,
+        basename=metadata.get("general.basename", ""),
+        architecture=metadata.get("general.architecture", ""),
+        fim_tokens=fim,
+    )
+
+
+def _bare(token: str) -> str:
+    """A token's text without SentencePiece's space mark (Code Llama's ``▁<PRE>``)."""
+    return token.strip().removeprefix("\u2581")
 
 
 @dataclass(frozen=True)
@@ -324,23 +458,41 @@ class BoundTemplate:
 def bind_template(
     template: FimTemplate, tokenize: TokenizeFn, bos: Sequence[int] = ()
 ) -> BoundTemplate:
-    """Check that each special token is one token of the vocabulary; return the ids."""
-    ids: dict[str, int] = {}
-    for tok in special_tokens(template):
+    """Check the template against a vocabulary; return it with its special tokens as ids.
+
+    The FIM markers and the family's identifying tokens must each be one token of the
+    vocabulary, else the template is refused. Stop tokens the vocabulary lacks are left
+    out (the model cannot write them), and so is the repository format when one of its
+    markers is missing (StarCoder 1 has the FIM tokens of StarCoder 2, not its
+    repository tokens).
+    """
+
+    def single(text: str) -> int | None:
+        got = tokenize(text, True)
+        return got[0] if len(got) == 1 else None
+
+    for tok in required_tokens(template):
         got = tokenize(tok, True)
         if len(got) != 1:
             raise TemplateError(
                 f"template {template.name!r} does not fit this model: {tok!r} is "
                 f"{len(got)} tokens in its vocabulary, not one"
             )
-        ids[tok] = got[0]
+    usable = template
+    if template.has_repo_format:
+        repo = [usable.repo_header, usable.repo_file, usable.repo_current]
+        if any(single(m) is None for p in repo if p is not None for m in markers(p)):
+            usable = dataclasses.replace(
+                usable, repo_header=None, repo_file=None, repo_current=None
+            )
+    stop_ids = {single(s.strip()) for s in template.stop}
     patterns = {
         name: BoundPattern(p, tuple(tuple(tokenize(lit, True)) for lit in p.literals()))
-        for name, p in template.patterns().items()
+        for name, p in usable.patterns().items()
     }
     return BoundTemplate(
-        template=template,
+        template=usable,
         patterns=patterns,
-        stop_ids=frozenset(ids[s.strip()] for s in template.stop),
+        stop_ids=frozenset(i for i in stop_ids if i is not None),
         bos=tuple(bos),
     )

@@ -88,7 +88,8 @@ def main(location: str, model: str | None, settings: dict[str, Any] | None) -> i
         return 2
     m = result.get("model") or {}
     print(f"model:    {m.get('name')} ({m.get('path')})")
-    print(f"template: {result['template']}")
+    reason = m.get("templateReason")
+    print(f"template: {result['template']}" + (f" (from {reason})" if reason else ""))
     skipped = result.get("skipped")
     why = f" (inside a {skipped}: only an invoked completion)" if skipped else ""
     print(f"mode:     {result['mode']}{why}")

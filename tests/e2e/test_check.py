@@ -17,7 +17,7 @@ def test_fimls_check_reports_a_real_completion() -> None:
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "fimls check: OK" in out
-    assert "template:   qwen2.5-coder (PSM)" in out
+    assert "template:   qwen2.5-coder (PSM, from the FIM tokens in its vocabulary)" in out
     assert "suggestion: 'a + b'" in out
     assert "first completion:" in out and "typed as shown:" in out
     # after one more character, the model reads only that character's tokens
