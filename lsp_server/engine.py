@@ -29,6 +29,7 @@ from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
 from lsp_server.prompts import (
     BoundTemplate,
+    Detection,
     bind_template,
     detect_template,
     load_templates,
@@ -218,6 +219,29 @@ def _utf8_prefix(data: bytes) -> str:
         return data.decode("utf-8", "replace")
 
 
+def choose_template(
+    model: internals.LlamaModel, fallback_name: str, requested: str | None
+) -> tuple[str, Detection, BoundTemplate]:
+    """The model's name, its detected template and that template bound to its vocabulary.
+
+    Needs only the vocabulary: works on a model loaded with ``vocab_only``.
+    """
+
+    def tokenize(text: str, special: bool) -> list[int]:
+        return list(model.tokenize(text.encode("utf-8"), False, special))
+
+    def token_text(token: int) -> str | None:
+        return model.token_get_text(token) if 0 <= token < model.n_vocab() else None
+
+    def single(text: str) -> bool:
+        return len(tokenize(text, True)) == 1
+
+    facts = model_facts(model.metadata(), fallback_name, single, token_text)
+    detection = detect_template(load_templates(), facts, requested)
+    bos = [model.token_bos()] if model.add_bos_token() and model.token_bos() >= 0 else []
+    return facts.name, detection, bind_template(detection.template, tokenize, bos)
+
+
 class Engine:
     """A loaded model and its context."""
 
@@ -289,24 +313,9 @@ class Engine:
             why = "; ".join(_LOG.errors) or str(exc)
             raise ModelError(f"cannot create a context for {path}: {why}") from exc
 
-        def tokenize(text: str, special: bool) -> list[int]:
-            return list(model.tokenize(text.encode("utf-8"), False, special))
-
-        def token_text(token: int) -> str | None:
-            if not 0 <= token < model.n_vocab():
-                return None
-            return model.token_get_text(token)
-
-        def single(text: str) -> bool:
-            return len(tokenize(text, True)) == 1
-
-        facts = model_facts(model.metadata(), path.stem, single, token_text)
-        name = facts.name
         try:
-            detection = detect_template(load_templates(), facts, config.template)
+            name, detection, bound = choose_template(model, path.stem, config.template)
             template = detection.template
-            bos = [model.token_bos()] if model.add_bos_token() and model.token_bos() >= 0 else []
-            bound = bind_template(template, tokenize, bos)
         except BaseException:
             ctx.close()
             model.close()
