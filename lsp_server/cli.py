@@ -21,7 +21,11 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--model", metavar="PATH", default=default(None), help="load this GGUF, not the default"
+        "--model",
+        metavar="PATH|NAME",
+        default=default(None),
+        help="load this GGUF, or a model installed with fimls (qwen2.5-coder-0.5b, the "
+        "default; qwen2.5-coder-1.5b with the qwen-1.5b extra)",
     )
     parser.add_argument(
         "-v",

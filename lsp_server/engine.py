@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import llama_cpp
 from llama_cpp import _internals as internals
@@ -282,10 +283,12 @@ class Engine:
     def load(cls, config: EngineConfig, progress: model_store.ProgressFn | None = None) -> Engine:
         """Obtain, verify and load the model; raise ModelError or TemplateError."""
         started = time.perf_counter()
-        if config.path:
-            path, embedded = model_store.check_user_model(config.path), False
+        preset = model_store.PRESETS.get(config.path or model_store.QWEN_05B.name)
+        if preset is not None and not (config.path and Path(config.path).exists()):
+            path, embedded = model_store.ensure_embedded_model(preset, progress), True
         else:
-            path, embedded = model_store.ensure_embedded_model(progress=progress), True
+            assert config.path is not None
+            path, embedded = model_store.check_user_model(config.path), False
         _init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0

@@ -18,6 +18,7 @@ def test_fimls_check_reports_a_real_completion() -> None:
     assert proc.returncode == 0, out + proc.stderr
     assert "fimls check: OK" in out
     assert "template:   qwen2.5-coder (PSM, from the FIM tokens in its vocabulary)" in out
+    assert "models:     qwen2.5-coder-0.5b (in use), qwen2.5-coder-1.5b (" in out
     assert "suggestion: 'a + b'" in out
     assert "first completion:" in out and "typed as shown:" in out
     # after one more character, the model reads only that character's tokens

@@ -135,3 +135,42 @@ def test_progress_bar_without_a_terminal(capsys: pytest.CaptureFixture[str]) -> 
         "75",
         "100",
     ]
+
+
+def test_presets_match_their_extras_and_hashes() -> None:
+    import sys
+
+    from lsp_server.model_store import EXTRAS, PRESETS, QWEN_05B, QWEN_15B
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    assert list(PRESETS) == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+    for preset in PRESETS.values():
+        assert sum(p.size for p in preset.parts) == preset.size
+    assert QWEN_15B.sha256 == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert QWEN_15B.size == 1_117_320_768 and len(QWEN_15B.parts) == 22
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    extra = project["optional-dependencies"][EXTRAS[QWEN_15B.name]]
+    assert extra == [p.requirement for p in QWEN_15B.parts]
+    assert set(project["dependencies"]) >= {p.requirement for p in QWEN_05B.parts}
+
+
+def test_a_preset_that_is_not_installed_says_how_to_install_it(site: Path) -> None:
+    from lsp_server.model_store import EXTRAS, QWEN_15B
+
+    absent = EmbeddedModel(
+        QWEN_15B.name,
+        "absent.gguf",
+        QWEN_15B.size,
+        QWEN_15B.sha256,
+        (ModelPart("fimls-test-absent", "1.0", "x/part.bin", 1, "0" * 64),),
+    )
+    with pytest.raises(ModelError) as info:
+        ensure_embedded_model(absent)
+    assert str(info.value) == (
+        "the model qwen2.5-coder-1.5b is incomplete: package fimls-test-absent is not "
+        f"installed; install it with: pip install 'fimls[{EXTRAS[QWEN_15B.name]}]'"
+    )
