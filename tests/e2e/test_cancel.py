@@ -25,7 +25,7 @@ async def test_cancel_request_is_answered_with_request_cancelled(
     client = await launch(
         initialization_options={
             "completion": {"maxTokens": 512, "maxLines": 200},
-            "cache": {"timeBudgetMs": 0},
+            "cache": {"timeBudgetMs": 0, "warmup": False},
         }
     )
     assert (await client.wait_model())["state"] == "ready"
