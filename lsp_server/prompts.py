@@ -343,7 +343,7 @@ def detect_template(
         names = ", ".join(sorted(t.name for t in fitting))
         raise TemplateError(
             f"{facts.describe()} fits several templates ({names}): they use the same FIM "
-            f"tokens and its name matches none of them; {how}"
+            f"tokens and its name does not tell them apart; {how}"
         )
     return Detection(fitting[0], reason)
 
