@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from lsp_server.completion import build_prompt
-from lsp_server.config import parse_settings
+from lsp_server.config import merge, parse_settings
 from lsp_server.context import plan_completion
 from lsp_server.documents import split_lines
 from lsp_server.engine import Engine, EngineConfig, Generation
@@ -86,7 +86,10 @@ def request(
         multiline="never",
         language_id="python",
     )
-    prompt = build_prompt(engine, plan, parse_settings(settings or {})[0], middle_from)
+    # these tests check the layouts' bookkeeping: the cursor line after the middle token
+    # (off by default, README) unless a test says otherwise
+    chosen = merge({"cache": {"lineAfterMiddle": True}}, settings)
+    prompt = build_prompt(engine, plan, parse_settings(chosen)[0], middle_from)
     flag = cancel or threading.Event()
     calls = []
 

@@ -92,8 +92,17 @@ async def test_an_edit_elsewhere_is_not_answered_from_memory_and_undo_is(
 
 
 async def test_new_lines_only_append_to_the_prompt(launch: Launch, tmp_path: Path) -> None:
-    # the default layout: the lines typed since the prefix was cut follow the middle token
-    client = await ready(launch, cache={"warmup": False, "prefetch": False, "completions": False})
+    # the layout that appends (off by default, README): the lines typed since the prefix
+    # was cut follow the middle token
+    client = await ready(
+        launch,
+        cache={
+            "warmup": False,
+            "prefetch": False,
+            "completions": False,
+            "lineAfterMiddle": True,
+        },
+    )
     uri = doc_uri(tmp_path, "circle.py")
     client.open(uri, NUMBERS)
     line = NUMBERS.split("\n").index("def circumference(radius):") + 1
@@ -128,6 +137,7 @@ async def test_a_line_break_moves_the_suffix_instead_of_evaluating_it(
             "prefetch": False,
             "completions": False,
             "shiftedReuse": True,
+            "lineAfterMiddle": True,
             "middleTokens": 0,
         },
     )
