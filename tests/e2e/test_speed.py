@@ -22,6 +22,8 @@ NUMBERS = (
     "    for r in range(3):\n"
     "        print(area(r), circumference(r))\n"
 )
+#: every request answered by the model, nothing in the background
+MODEL_ONLY = {"warmup": False, "prefetch": False, "completions": False}
 
 
 async def ready(launch: Launch, **settings: Any) -> FimlsClient:
@@ -94,15 +96,7 @@ async def test_an_edit_elsewhere_is_not_answered_from_memory_and_undo_is(
 async def test_new_lines_only_append_to_the_prompt(launch: Launch, tmp_path: Path) -> None:
     # the layout that appends (off by default, README): the lines typed since the prefix
     # was cut follow the middle token
-    client = await ready(
-        launch,
-        cache={
-            "warmup": False,
-            "prefetch": False,
-            "completions": False,
-            "lineAfterMiddle": True,
-        },
-    )
+    client = await ready(launch, cache={**MODEL_ONLY, "lineAfterMiddle": True})
     uri = doc_uri(tmp_path, "circle.py")
     client.open(uri, NUMBERS)
     line = NUMBERS.split("\n").index("def circumference(radius):") + 1
@@ -132,14 +126,7 @@ async def test_a_line_break_moves_the_suffix_instead_of_evaluating_it(
     # the moves are off by default: an approximation that costs quality (README)
     client = await ready(
         launch,
-        cache={
-            "warmup": False,
-            "prefetch": False,
-            "completions": False,
-            "shiftedReuse": True,
-            "lineAfterMiddle": True,
-            "middleTokens": 0,
-        },
+        cache={**MODEL_ONLY, "shiftedReuse": True, "lineAfterMiddle": True, "middleTokens": 0},
     )
     uri = doc_uri(tmp_path, "circle.py")
     client.open(uri, NUMBERS)
