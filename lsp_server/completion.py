@@ -103,10 +103,11 @@ def build_prompt(
     Order, most stable first so that the KV cache keeps it while the user types: the
     context from other files (in the model's repository format, or as a comment block
     at the top of the prefix), then the FIM part with the prefix and suffix windows, and,
-    where the template allows it, the text typed since line ``middle_from`` after the
-    middle token (so that typing, new lines included, only appends to the prompt). The
-    middle region starts at the cursor line when ``middle_from`` is None, below the
-    cursor, or too far above it for ``cache.middleTokens``.
+    with ``cache.lineAfterMiddle`` (off by default) where the template allows it, the
+    text typed since line ``middle_from`` after the middle token (so that typing, new
+    lines included, only appends to the prompt). The middle region starts at the cursor
+    line when ``middle_from`` is None, below the cursor, or too far above it for
+    ``cache.middleTokens``.
     """
     template = engine.template
     count = engine.count_tokens
