@@ -26,11 +26,13 @@ import llama_cpp
 from llama_cpp import _internals as internals
 
 from lsp_server import model_store
+from lsp_server.chat import ChatTemplate
 from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
 from lsp_server.prompts import (
     BoundTemplate,
     Detection,
+    FimTemplate,
     bind_template,
     detect_template,
     load_templates,
@@ -95,6 +97,9 @@ class Sampling:
     top_p: float = 0.9
     seed: int = 0
 
+
+#: The document key of code actions: their KV state is not kept among the documents'.
+ACTION_DOCUMENT = "fimls:action"
 
 #: stop(text) -> None to go on, or the length of ``text`` to keep and stop.
 StopFn = Callable[[str], "int | None"]
@@ -243,6 +248,16 @@ def choose_template(
     return facts.name, detection, bind_template(detection.template, tokenize, bos)
 
 
+def chat_template(model: internals.LlamaModel, template: FimTemplate) -> ChatTemplate:
+    """The model's instruction format: the GGUF's chat template, else the family's."""
+
+    def text(token: int) -> str:
+        return model.token_get_text(token) if 0 <= token < model.n_vocab() else ""
+
+    jinja = model.metadata().get("tokenizer.chat_template") or None
+    return ChatTemplate(jinja, template.chat, text(model.token_bos()), text(model.token_eos()))
+
+
 class Engine:
     """A loaded model and its context."""
 
@@ -253,11 +268,14 @@ class Engine:
         template: BoundTemplate,
         info: ModelInfo,
         n_batch: int,
+        chat: ChatTemplate | None = None,
     ) -> None:
         self._model = model
         self._ctx = ctx
         self._vocab = model.vocab
         self.template = template
+        #: the instruction format of code actions
+        self.chat = chat or ChatTemplate(None, template.template.chat)
         self.info = info
         self.n_ctx = info.n_ctx
         self._n_batch = n_batch
@@ -339,7 +357,7 @@ class Engine:
         log.info(
             "loaded %s (%s) from %s in %.2f s", name, info.description, path, info.load_seconds
         )
-        return cls(model, ctx, bound, info, config.n_batch)
+        return cls(model, ctx, bound, info, config.n_batch, chat_template(model, template))
 
     def close(self) -> None:
         """Free the context and the model."""
@@ -353,6 +371,13 @@ class Engine:
         if not text:
             return []
         return list(self._model.tokenize(text.encode("utf-8"), False, special))
+
+    def chat_prompt(self, system: str, user: str) -> list[int]:
+        """An instruction prompt's tokens (BOS, then the chat template with the messages).
+
+        Raises ValueError when the model has no instruction format.
+        """
+        return list(self.template.bos) + self.chat.tokens(system, user, self.tokenize)
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         """Return the text of tokens, special tokens included."""
@@ -556,7 +581,7 @@ class Engine:
         if document is None or document == self._document:
             self._document = document
             return False
-        if keep > 0 and self._document is not None and self._kv:
+        if keep > 0 and self._document not in (None, ACTION_DOCUMENT) and self._kv:
             self._save(self._document)
         saved = self._saved.pop(document, None)
         while len(self._saved) > keep:

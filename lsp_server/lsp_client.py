@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, Union
 
 from lsprotocol import types
 from pygls.io_ import run_async
@@ -28,19 +28,46 @@ def server_command(*args: str) -> list[str]:
 
 
 def client_capabilities(
-    inline: bool = True, configuration: bool = False
+    inline: bool = True,
+    configuration: bool = False,
+    resolve: bool = True,
+    progress: bool = False,
 ) -> types.ClientCapabilities:
-    """Capabilities of a typical editor, with or without inline completion."""
+    """Capabilities of a typical editor, with or without inline completion.
+
+    ``resolve``: code actions' edits are resolved lazily (``codeAction/resolve``);
+    ``progress``: the client shows server-initiated work-done progress.
+    """
+    kinds = ["quickfix", "refactor", "refactor.rewrite", "source"]
     return types.ClientCapabilities(
         general=types.GeneralClientCapabilities(
             position_encodings=[types.PositionEncodingKind.Utf16]
         ),
-        workspace=types.WorkspaceClientCapabilities(configuration=configuration),
-        window=types.WindowClientCapabilities(work_done_progress=False),
+        workspace=types.WorkspaceClientCapabilities(
+            configuration=configuration,
+            apply_edit=True,
+            workspace_edit=types.WorkspaceEditClientCapabilities(
+                document_changes=True,
+                resource_operations=[types.ResourceOperationKind.Create],
+            ),
+            execute_command=types.ExecuteCommandClientCapabilities(),
+        ),
+        window=types.WindowClientCapabilities(work_done_progress=progress),
         text_document=types.TextDocumentClientCapabilities(
             synchronization=types.TextDocumentSyncClientCapabilities(),
             completion=types.CompletionClientCapabilities(),
             inline_completion=types.InlineCompletionClientCapabilities() if inline else None,
+            code_action=types.CodeActionClientCapabilities(
+                code_action_literal_support=types.ClientCodeActionLiteralOptions(
+                    code_action_kind=types.ClientCodeActionKindOptions(
+                        value_set=[types.CodeActionKind(k) for k in kinds]
+                    )
+                ),
+                data_support=True,
+                resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"])
+                if resolve
+                else None,
+            ),
         ),
     )
 
@@ -50,11 +77,24 @@ class FimlsClient(LanguageClient):
 
     def __init__(self) -> None:
         super().__init__(name="fimls-client", version=__version__)
+        # lsprotocol reads any code action with a `command` field as a Command; a
+        # CodeAction's `command` is an object, a Command's a string
+        converter = self.protocol._converter
+        converter.register_structure_hook(
+            Union[types.Command, types.CodeAction],  # noqa: UP007 - the hook's exact key
+            lambda obj, _: converter.structure(
+                obj,
+                types.Command if isinstance(obj.get("command"), str) else types.CodeAction,
+            ),
+        )
         self.statuses: list[dict[str, Any]] = []
         self.messages: list[types.ShowMessageParams] = []
         self.log_messages: list[types.LogMessageParams] = []
         self.configuration: dict[str, Any] | None = None
         self.returncode: int | None = None
+        self.applied_edits: list[types.WorkspaceEdit] = []
+        self.progress_tokens: list[int | str] = []
+        self.progress_values: list[Any] = []
         self.init_result: types.InitializeResult | None = None
         self._status_changed = asyncio.Event()
 
@@ -70,6 +110,19 @@ class FimlsClient(LanguageClient):
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def on_log(params: types.LogMessageParams) -> None:
             self.log_messages.append(params)
+
+        @self.feature(types.WORKSPACE_APPLY_EDIT)
+        def on_apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+            self.applied_edits.append(params.edit)
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+        @self.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
+            self.progress_tokens.append(params.token)
+
+        @self.feature(types.PROGRESS)
+        def on_progress(params: types.ProgressParams) -> None:
+            self.progress_values.append(params.value)
 
         @self.feature(types.WORKSPACE_CONFIGURATION)
         def on_configuration(params: types.ConfigurationParams) -> list[Any]:
@@ -115,13 +168,16 @@ class FimlsClient(LanguageClient):
         configuration: bool = False,
         initialization_options: Any = None,
         root_uri: str | None = None,
+        resolve: bool = True,
+        progress: bool = False,
     ) -> types.InitializeResult:
         """Send initialize and initialized."""
+        caps = client_capabilities(inline, configuration, resolve=resolve, progress=progress)
         result = await self.initialize_async(
             types.InitializeParams(
                 process_id=os.getpid(),
                 root_uri=root_uri,
-                capabilities=client_capabilities(inline=inline, configuration=configuration),
+                capabilities=caps,
                 initialization_options=initialization_options,
                 client_info=types.ClientInfo(name="fimls-client", version=__version__),
             )

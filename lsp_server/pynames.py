@@ -41,6 +41,11 @@ def name_flaw(before: str, inserted: str, after: str, outside: frozenset[str]) -
     return f"{early} used before assignment" if early else None
 
 
+def undefined_names(text: str) -> set[str] | None:
+    """Names a Python module reads that nothing defines (None when it does not parse)."""
+    return _undefined(text, frozenset())
+
+
 def _undefined(text: str, outside: frozenset[str]) -> set[str] | None:
     """Names read in the code that no scope defines (None when it does not parse)."""
     try:

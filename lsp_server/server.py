@@ -34,6 +34,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__, logs
+from lsp_server.action_service import ActionService
 from lsp_server.completion import CompletionService
 from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
 from lsp_server.context import ContextPiece
@@ -203,6 +204,7 @@ class FimLanguageServer(LanguageServer):
         self.completions = CompletionService(
             self.worker, self.stats, self.workspace_folders, self.context_pieces
         )
+        self.actions = ActionService(self.worker)
         self.client_supports_inline = False
         self._pending_problems: list[str] = []
         self._loaded_config: EngineConfig | None = None

@@ -55,7 +55,7 @@ def extract(grammar: str, source: bytes, path: str, tree: Tree | None = None) ->
     at: dict[int, int] = {}  # a definition node's start byte: its place in found
     constructors: dict[int, str] = {}  # a class's start byte: its constructor's header
     for node, container in _walk(tree.root_node):
-        name = _name(node)
+        name = definition_name(node)
         assert name is not None
         signature = _signature(node, container, source, grammar)
         at[node.start_byte] = len(found)
@@ -90,7 +90,7 @@ def _walk(root: Node) -> Iterator[tuple[Node, Node | None]]:
     while stack:
         node, container = stack.pop()
         inner = container
-        if node.is_named and _is_definition(node) and _name(node) is not None:
+        if node.is_named and is_definition(node) and definition_name(node) is not None:
             yield node, container
             inner = node
             if _LOCAL_INSIDE.search(node.type):
@@ -100,7 +100,8 @@ def _walk(root: Node) -> Iterator[tuple[Node, Node | None]]:
         stack.extend((child, inner) for child in reversed(node.children) if child.is_named)
 
 
-def _is_definition(node: Node) -> bool:
+def is_definition(node: Node) -> bool:
+    """Whether a node defines a function, method, class, type... (by its node type)."""
     kind = node.type
     if kind == "variable_declarator":
         value = node.child_by_field_name("value")
@@ -110,7 +111,8 @@ def _is_definition(node: Node) -> bool:
     return bool(_DEFINES.search(kind)) and not _NOT_DEFINES.search(kind)
 
 
-def _name(node: Node) -> str | None:
+def definition_name(node: Node) -> str | None:
+    """The name a definition node defines (its last dotted part), or None."""
     name = node.child_by_field_name("name")
     if name is None:
         # C and C++: function_definition -> declarator: function_declarator -> identifier

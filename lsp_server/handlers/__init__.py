@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lsp_server.handlers import completion, documents, lifecycle
+from lsp_server.handlers import actions, completion, documents, lifecycle
 
 if TYPE_CHECKING:
     from lsp_server.server import FimLanguageServer
@@ -15,3 +15,4 @@ def register_all(ls: FimLanguageServer) -> None:
     lifecycle.register(ls)
     documents.register(ls)
     completion.register(ls)
+    actions.register(ls)
