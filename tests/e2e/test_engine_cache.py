@@ -12,7 +12,7 @@ from lsp_server.completion import build_prompt
 from lsp_server.config import merge, parse_settings
 from lsp_server.context import plan_completion
 from lsp_server.documents import split_lines
-from lsp_server.engine import Engine, EngineConfig, Generation
+from lsp_server.engine import ACTION_DOCUMENT, Engine, EngineConfig, Generation
 
 SOURCE = textwrap.dedent(
     '''\
@@ -225,3 +225,21 @@ def test_the_cursor_line_after_the_middle_token_or_not(engine: Engine) -> None:
     # the indentation stays in the prefix: at its end, nothing follows the middle token
     blank, _ = request(engine, SOURCE, line, 8)
     assert blank.tokens[-1] == middle
+
+
+def test_a_code_action_between_completions_leaves_their_cache_right(engine: Engine) -> None:
+    line = SOURCE.count("\n") - 1
+    request(engine, SOURCE, line, 8, document="file:///a.py")
+    chat = engine.chat_prompt("You are a programmer.", "Explain `area` in one sentence.")
+    action = engine.generate(
+        Generation(
+            chat, 24, lambda out: None, threading.Event(), document=ACTION_DOCUMENT, documents=2
+        )
+    )
+    assert action.generated_tokens > 0 and action.text.strip()
+    assert engine.cached_tokens[: len(chat)] == chat  # the action used the live cells
+    assert "file:///a.py" in engine.saved_documents
+    prompt_a, back = request(engine, SOURCE, line, 8, document="file:///a.py")
+    assert back.restored and back.evaluated_tokens <= 2  # the completion's state came back
+    assert_consistent(engine, prompt_a.tokens)
+    assert ACTION_DOCUMENT not in engine.saved_documents  # an action's state is not kept
