@@ -34,7 +34,8 @@ from lsp_server.actions import (
 from lsp_server.config import Settings
 from lsp_server.documents import TextDocument
 from lsp_server.engine import ACTION_DOCUMENT, Engine, Generation, GenerationResult, Sampling
-from lsp_server.worker import JobCancelled, ModelWorker
+from lsp_server.stats import Stats
+from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
 from lsp_server.workspace import uri_path
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ ProgressFn = Callable[[str], None]
 class ActionService:
     """Computes code action edits with the model worker."""
 
-    def __init__(self, worker: ModelWorker) -> None:
+    def __init__(self, worker: ModelWorker, stats: Stats) -> None:
         self._worker = worker
+        self._stats = stats
 
     async def resolve(
         self,
@@ -83,27 +85,59 @@ class ActionService:
     ) -> ActionOutcome:
         """The edit for a listed action; raises ActionError, StaleAction or JobCancelled."""
         started = time.perf_counter()
+        attempts: list[int] = []
+        try:
+            outcome = await self._resolve(
+                target, doc, grammar, settings, folders, open_documents, progress, attempts
+            )
+        except StaleAction:
+            self._stats.record_action(target.kind, "stale", 0.0, 0)
+            raise
+        except JobCancelled:
+            self._stats.record_action(target.kind, "cancelled", 0.0, len(attempts))
+            raise
+        except (ActionError, ModelNotReady):
+            self._stats.record_action(target.kind, "failed", 0.0, len(attempts))
+            raise
+        self._stats.record_action(target.kind, "ok", time.perf_counter() - started, len(attempts))
+        return outcome
+
+    async def _resolve(
+        self,
+        target: Target,
+        doc: TextDocument,
+        grammar: str | None,
+        settings: Settings,
+        folders: tuple[str, ...],
+        open_documents: Callable[[str], TextDocument | None],
+        progress: ProgressFn,
+        attempts: list[int],
+    ) -> ActionOutcome:
+        started = time.perf_counter()
         if doc.version != target.version:
             raise StaleAction(
                 f"{_where(doc.uri)} changed since the action was listed (version "
                 f"{target.version}, now {doc.version}); ask for code actions again"
             )
-        text = doc.text
+        # a snapshot: the document may change while the model works (the edit then
+        # carries the old version, and the editor refuses it)
+        text, lines = doc.text, list(doc.lines)
         tests = _test_source(target, doc, folders, open_documents) if target.kind == TESTS else None
         path = _where(doc.uri)
-        header = test_import(target, text, grammar, doc.lines, tests.where) if tests else ""
+        header = test_import(target, text, grammar, lines, tests.where) if tests else ""
         reason = ""
         proposal = Proposal()
         for attempt in (1, 2):
             progress("asking the model" if attempt == 1 else f"retrying: {reason}")
             system, user = build_messages(
                 target,
-                doc.lines,
+                lines,
                 doc.language_id,
                 path,
                 context=_test_context(tests, header),
                 retry_reason=reason,
             )
+            attempts.append(attempt)
             sampling = Sampling() if attempt == 1 else RETRY_SAMPLING
             result = await self._generate(system, user, target, settings, sampling)
             progress("checking the edit")

@@ -250,8 +250,7 @@ def offers(
         noun = "docstring" if language_id == "python" else "doc comment"
         found.append(Offer(f"{verb} {noun} for `{definition.name}`", target))
     if selection and end - start < MAX_REGION_LINES:
-        last = end if end >= total - 1 else end + 1
-        target = Target(EXPLAIN, uri, version, start, min(last, total))
+        target = Target(EXPLAIN, uri, version, start, min(end + 1, total))
         found.append(Offer("Explain this code (as a comment above it)", target))
     elif definition is not None:
         target = Target(
@@ -289,40 +288,19 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def fix_region(tree: Tree | None, first: int, last: int, total: int) -> tuple[int, int]:
-    """The lines a fix shows and may change: the definition around the diagnostic."""
+    """The lines [start, end) a fix shows and may change.
+
+    The innermost definition around the diagnostic, or the lines around it when there
+    is none (or it is too long).
+    """
     definition = definition_at(tree, first) if tree is not None else None
-    while definition is not None and definition.end - definition.start > MAX_REGION_LINES // 2:
-        inner = definition_at_below(definition, first)
-        if inner is None:
-            definition = None
-            break
-        definition = inner
-    if definition is not None and definition.start <= first and last < definition.end:
+    if (
+        definition is not None
+        and definition.end - definition.start <= MAX_REGION_LINES // 2
+        and last < definition.end
+    ):
         return definition.start, definition.end
     return max(0, first - FIX_CONTEXT_LINES), min(total, last + FIX_CONTEXT_LINES + 1)
-
-
-def definition_at_below(definition: Definition, line: int) -> Definition | None:
-    """A definition inside ``definition`` that contains ``line`` (None if none)."""
-    for child in definition.node.named_children:
-        sub = _first_definition(child, line)
-        if sub is not None:
-            return sub
-    return None
-
-
-def _first_definition(node: Node, line: int) -> Definition | None:
-    if not node.start_point[0] <= line <= node.end_point[0]:
-        return None
-    if is_definition(node) and definition_name(node):
-        name = definition_name(node) or ""
-        start, end = node.start_point[0], node.end_point[0] + 1
-        return Definition(name, start, end, start, node)
-    for child in node.named_children:
-        found = _first_definition(child, line)
-        if found is not None:
-            return found
-    return None
 
 
 # -- docstrings ---------------------------------------------------------------------------
@@ -364,7 +342,7 @@ def docstring_place(
 
 
 def existing_doc(definition: Definition, lines: Sequence[str], language_id: str) -> bool:
-    """Whether the definition has a docstring or a comment right above it."""
+    """Whether the definition has a docstring or a doc comment already."""
     place = docstring_place(definition, lines, language_id)
     return place is not None and place.end > place.start
 
@@ -1010,6 +988,9 @@ def _docstring(
     doc = clean_doc(answer, target.name)
     if not doc.strip():
         return Proposal(problem="the docstring is empty")
+    code = {content(t).strip() for t in lines[definition.start : definition.end]}
+    if any(len(t.strip()) > 8 and t.strip() in code for t in doc.split("\n")):
+        return Proposal(problem="the answer repeats the code instead of documenting it")
     formatted = format_doc(doc, language_id, place.indent, target.name)
     edit = replace_lines(lines, place.start, place.end, formatted, eol)
     return _checked(target, text, [edit], language_id, grammar)

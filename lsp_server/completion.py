@@ -677,6 +677,7 @@ class CompletionService:
             repo=repo,
             scope_headers=settings.context.scope_headers,
             pieces=self._context(doc, cursor, settings) if self._context else (),
+            suffix_scope=settings.context.suffix_scope,
         )
 
     async def prompt(

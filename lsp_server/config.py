@@ -20,6 +20,7 @@ LogLevel = Literal["error", "warning", "info", "debug"]
 Multiline = Literal["auto", "never"]
 Fallback = Literal["auto", "always", "never"]
 ContextFormat = Literal["repo", "comment"]
+SuffixScope = Literal["file", "definition"]
 
 
 def _setting(
@@ -73,6 +74,14 @@ class ContextSettings:
     )
     suffix_tokens: int = _setting(
         256, "Token budget for the text after the cursor.", minimum=0, maximum=65536
+    )
+    suffix_scope: SuffixScope = _setting(
+        "definition",
+        "Where the suffix window may reach: `definition` (not past the end of the "
+        "function or class the cursor is in; in top-level code as `file`) or `file` "
+        "(anywhere below the cursor, within `suffixTokens`). With `definition` a keystroke "
+        "re-evaluates only the rest of that definition, and the model is not misled by "
+        "the next one.",
     )
     scope_headers: bool = _setting(
         True,

@@ -164,13 +164,19 @@ def plan_completion(
     repo: str = "",
     scope_headers: bool = True,
     pieces: Sequence[ContextPiece] = (),
+    suffix_scope: str = "file",
 ) -> CompletionPlan:
-    """Take the cursor's surroundings from the document, bounded in characters."""
+    """Take the cursor's surroundings from the document, bounded in characters.
+
+    ``suffix_scope`` ``definition``: the lines after the cursor stop where the
+    definition around it ends (:func:`definition_end`).
+    """
     current = content(lines[line])
     line_before, line_after = current[:index], current[index:]
     eol = lines[0][len(content(lines[0])) :] or "\n"
     before = _take(lines, range(line - 1, -1, -1), prefix_tokens * CHARS_PER_TOKEN_BOUND)
-    after = _take(lines, range(line + 1, len(lines)), suffix_tokens * CHARS_PER_TOKEN_BOUND)
+    end = definition_end(lines, line, index) if suffix_scope == "definition" else None
+    after = _take(lines, range(line + 1, end or len(lines)), suffix_tokens * CHARS_PER_TOKEN_BOUND)
     next_code = next((text for text in lines[line + 1 : line + 200] if text.strip()), None)
     return CompletionPlan(
         line=line,
@@ -232,6 +238,38 @@ def enclosing_headers(lines: Sequence[str], line: int, limit: int = 2000) -> lis
 
 
 CLOSERS = ("}", ")", "]", "end")
+
+
+def definition_end(lines: Sequence[str], line: int, index: int, limit: int = 2000) -> int | None:
+    """The line after the innermost definition around the cursor (None at top level).
+
+    A definition starts with ``def``, ``class``, ``fn``, ``function``... The cursor's
+    depth is its own indentation on a line that is blank before it (a new line in a
+    body), else its line's. The definition is the nearest header above that is less
+    indented; it ends before the next line below indented no deeper than the header (a
+    closing ``}``/``end`` there is part of it).
+    """
+    current = content(lines[line])
+    before = current[:index]
+    depth = indent_width(before) if not before.strip() else indent_width(current)
+    header: int | None = None
+    for i in range(line - 1, max(-1, line - limit), -1):
+        text = content(lines[i])
+        if not text.strip() or indent_width(text) >= depth:
+            continue
+        depth = indent_width(text)
+        if _HEADER_WORDS.match(text):
+            header = depth
+            break
+        if depth == 0:
+            break
+    if header is None:
+        return None
+    for j in range(line + 1, min(len(lines), line + limit)):
+        text = content(lines[j])
+        if text.strip() and indent_width(text) <= header:
+            return j + 1 if text.lstrip().startswith(CLOSERS) else j
+    return len(lines)
 
 
 def enclosing_span(lines: Sequence[str], line: int, limit: int = 2000) -> tuple[int, int]:

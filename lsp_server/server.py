@@ -204,7 +204,7 @@ class FimLanguageServer(LanguageServer):
         self.completions = CompletionService(
             self.worker, self.stats, self.workspace_folders, self.context_pieces
         )
-        self.actions = ActionService(self.worker)
+        self.actions = ActionService(self.worker, self.stats)
         self.client_supports_inline = False
         self._pending_problems: list[str] = []
         self._loaded_config: EngineConfig | None = None

@@ -48,6 +48,7 @@ class Stats:
         self.requests: deque[RequestRecord] = deque(maxlen=RECENT)
         self.generations: deque[GenerationResult] = deque(maxlen=RECENT)
         self.totals: Counter[str] = Counter()
+        self.action_seconds: deque[float] = deque(maxlen=RECENT)
 
     def record_request(
         self,
@@ -81,6 +82,18 @@ class Stats:
             self.totals["documentRestores"] += result.restored
             self.totals[f"stop.{result.stop_reason}"] += 1
 
+    def record_action(self, kind: str, outcome: str, seconds: float, attempts: int) -> None:
+        """Count one resolved code action (event loop).
+
+        ``outcome``: ok | failed | cancelled | stale; ``attempts``: model answers asked.
+        """
+        with self._lock:
+            self.totals[f"action.{outcome}"] += 1
+            self.totals[f"action.kind.{kind}"] += 1
+            self.totals["action.attempts"] += attempts
+            if outcome == "ok":
+                self.action_seconds.append(seconds)
+
     def to_json(self) -> dict[str, object]:
         """Return the camelCase JSON form of ``fimls/stats``."""
         with self._lock:
@@ -88,6 +101,7 @@ class Stats:
             phases = [r.phases for r in self.requests if r.phases is not None]
             costs = [float(r.evaluated) for r in self.requests if r.evaluated is not None]
             recent = list(self.generations)[-20:]
+            action_seconds = list(self.action_seconds)
             totals = dict(self.totals)
             outcomes = dict(self.outcomes)
         return {
@@ -136,6 +150,16 @@ class Stats:
                     "p95": round(percentile([p[i] for p in phases], 95), 1),
                 }
                 for i, name in enumerate(("queue", "prefill", "decode", "postprocess"))
+            },
+            "actions": {
+                **{o: totals.get(f"action.{o}", 0) for o in ("ok", "failed", "cancelled", "stale")},
+                "attempts": totals.get("action.attempts", 0),
+                "byKind": {
+                    k.rsplit(".", 1)[1]: v
+                    for k, v in totals.items()
+                    if k.startswith("action.kind.")
+                },
+                "secondsP50": round(percentile(action_seconds, 50), 2),
             },
             "recentGenerations": [_generation_json(g) for g in recent],
         }

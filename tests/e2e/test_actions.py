@@ -307,6 +307,9 @@ async def test_clients_without_resolve_get_a_command(launch: Launch, tmp_path: P
         240,
     )
     assert result == {"applied": True}
+    actions = (await client.stats())["actions"]
+    assert actions["ok"] == 1 and actions["byKind"] == {"docstring": 1}
+    assert actions["attempts"] >= 1 and actions["secondsP50"] > 0
     (edit,) = client.applied_edits
     after = apply(GEO, document_edit(edit, uri).edits)
     assert ast.get_docstring(function(after, "total_price"))

@@ -394,3 +394,10 @@ def test_blank_lines_around_the_region_are_kept() -> None:
     after = actions.apply_edits(PY, change.edits)
     assert after.startswith("import math\n\n\n@cache\ndef circle_area(radius: float) -> float:")
     assert "    return radius\n\n\nclass Shape:" in after
+
+
+def test_a_docstring_that_repeats_the_code_is_refused() -> None:
+    target = Target(DOCSTRING, "file:///w/a.py", 1, 16, 18, "scale", line=16)
+    answer = "def scale(values, factor):\n    return [v * factor for v in valuez]"
+    proposal = actions.propose(target, answer, PY, "python", "python")
+    assert proposal.problem == "the answer repeats the code instead of documenting it"

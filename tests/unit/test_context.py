@@ -8,7 +8,9 @@ from lsp_server.context import (
     Mode,
     TokenCounter,
     choose_mode,
+    definition_end,
     fit_windows,
+    plan_completion,
 )
 from lsp_server.documents import split_lines
 from tests.helpers import plan
@@ -214,3 +216,54 @@ def test_without_a_middle_region_the_windows_are_unchanged() -> None:
     plain = fit_windows(p, words, 128, 4, anchor=16)
     assert fit_windows(p, words, 128, 4, anchor=16, middle_from=118) == plain
     assert plain.middle_line == 120 and plain.prefix[plain.middle_at :] == "w12"
+
+
+DEFINITIONS = """import os
+
+
+class Box:
+    def size(self):
+        total = 0
+        for x in self.items:
+            total += x
+
+        return total
+
+    def name(self):
+        return "box"
+
+
+def main():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("line", "index", "end"),
+    [
+        (6, 12, 11),  # in a loop body: the method's end (blank lines kept), not the loop's
+        (7, 12, 11),
+        (4, 8, 15),  # a method's header line is in the class
+        (12, 8, 15),  # the last method ends where the class does
+        (16, 4, 18),  # the last function: the file's end
+        (0, 3, None),  # top-level code
+        (8, 0, None),  # an empty line (no indentation yet) counts as top level
+    ],
+)
+def test_definition_end(line: int, index: int, end: int | None) -> None:
+    lines = split_lines(DEFINITIONS)
+    assert definition_end(lines, line, index) == end
+
+
+def test_definition_end_on_a_new_indented_line() -> None:
+    lines = split_lines(DEFINITIONS.replace("def main():\n", "def main():\n    \n"))
+    assert definition_end(lines, 16, 4) == 19
+
+
+def test_suffix_scope_definition_stops_at_the_function() -> None:
+    lines = split_lines(DEFINITIONS)
+    kw = dict(prefix_tokens=100, suffix_tokens=100, multiline="auto", language_id="python")
+    whole = plan_completion(lines, 5, 16, **kw)  # type: ignore[arg-type]
+    scoped = plan_completion(lines, 5, 16, suffix_scope="definition", **kw)  # type: ignore[arg-type]
+    assert "".join(whole.lines_after).endswith("def main():\n    pass\n")
+    assert "".join(scoped.lines_after) == "".join(lines[6:11])
