@@ -236,47 +236,26 @@ def offers(
     definition = definition_at(tree, start) if tree is not None else None
     if definition is not None and definition.end - definition.start > MAX_REGION_LINES:
         definition = None
+
+    def on_definition(kind: str, d: Definition) -> Target:
+        return Target(kind, uri, version, d.start, d.end, d.name, line=d.header_line)
+
     if definition is not None and docstring_place(definition, lines, language_id) is not None:
-        target = Target(
-            DOCSTRING,
-            uri,
-            version,
-            definition.start,
-            definition.end,
-            definition.name,
-            line=definition.header_line,
-        )
         verb = "Regenerate" if existing_doc(definition, lines, language_id) else "Add"
         noun = "docstring" if language_id == "python" else "doc comment"
-        found.append(Offer(f"{verb} {noun} for `{definition.name}`", target))
+        title = f"{verb} {noun} for `{definition.name}`"
+        found.append(Offer(title, on_definition(DOCSTRING, definition)))
     if selection and end - start < MAX_REGION_LINES:
         target = Target(EXPLAIN, uri, version, start, min(end + 1, total))
         found.append(Offer("Explain this code (as a comment above it)", target))
     elif definition is not None:
-        target = Target(
-            EXPLAIN,
-            uri,
-            version,
-            definition.start,
-            definition.end,
-            definition.name,
-            line=definition.header_line,
-        )
-        found.append(Offer(f"Explain `{definition.name}` (as a comment above it)", target))
-    if definition is not None and definition.is_function:
-        where = test_file(uri, language_id, folders)
-        if where is not None:
-            target = Target(
-                TESTS,
-                uri,
-                version,
-                definition.start,
-                definition.end,
-                definition.name,
-                line=definition.header_line,
-            )
-            shown = posixpath.basename(where.uri) if where.uri != uri else "this file"
-            found.append(Offer(f"Generate unit tests for `{definition.name}` in {shown}", target))
+        title = f"Explain `{definition.name}` (as a comment above it)"
+        found.append(Offer(title, on_definition(EXPLAIN, definition)))
+    where = test_file(uri, language_id, folders)
+    if definition is not None and definition.is_function and where is not None:
+        shown = posixpath.basename(where.uri) if where.uri != uri else "this file"
+        title = f"Generate unit tests for `{definition.name}` in {shown}"
+        found.append(Offer(title, on_definition(TESTS, definition)))
     if selection and end - start < MAX_REGION_LINES:
         target = Target(REWRITE, uri, version, start, min(end + 1, total))
         found.append(Offer("Rewrite selection…", target))
@@ -912,6 +891,17 @@ class Proposal:
 FIX_MIN_SIMILARITY = 0.5
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The document an answer is turned into edits of."""
+
+    text: str
+    lines: list[str]
+    language_id: str
+    grammar: str | None
+    eol: str
+
+
 def propose(
     target: Target,
     answer: str,
@@ -922,22 +912,23 @@ def propose(
 ) -> Proposal:
     """Turn the model's answer into checked edits of the document (and the test file)."""
     lines = split_lines(text)
-    eol = eol_of(lines)
+    src = _Source(text, lines, language_id, grammar, eol_of(lines))
     if target.end > len(lines):
         return Proposal(problem="the document is shorter than the action's code")
     if target.kind == DOCSTRING:
-        return _docstring(target, answer, text, lines, language_id, grammar, eol)
+        return _docstring(target, answer, src)
     if target.kind == EXPLAIN:
         prose = clean_prose(answer)
         if len(prose.split()) < 3:
             return Proposal(problem="the explanation is empty")
         indent = _indent(content(lines[target.start])) if lines else ""
         comment = format_comment(prose, language_id, indent)
-        edit = replace_lines(lines, target.start, target.start, comment, eol)
-        return _checked(target, text, [edit], language_id, grammar)
+        return _checked(
+            target, src, [replace_lines(lines, target.start, target.start, comment, src.eol)]
+        )
     if target.kind == TESTS:
         assert tests is not None
-        return _tests(target, answer, text, lines, language_id, grammar, tests, eol)
+        return _tests(target, answer, src, tests)
     code = extract_code(answer)
     if not code.strip():
         return Proposal(problem="the answer has no code")
@@ -953,74 +944,55 @@ def propose(
         ratio = difflib.SequenceMatcher(None, original, new, autojunk=False).ratio()
         if ratio < FIX_MIN_SIMILARITY:
             return Proposal(problem="the answer is not the corrected code as a whole")
-    edits = diff_edits(lines, start, end, new, eol)
-    return _checked(target, text, edits, language_id, grammar)
+    return _checked(target, src, diff_edits(lines, start, end, new, src.eol))
 
 
-def _checked(
-    target: Target, text: str, edits: list[Edit], language_id: str, grammar: str | None
-) -> Proposal:
-    after = apply_edits(text, edits)
-    problem = check_edit(target.kind, grammar, text, after, target, language_id)
+def _checked(target: Target, src: _Source, edits: list[Edit]) -> Proposal:
+    after = apply_edits(src.text, edits)
+    problem = check_edit(target.kind, src.grammar, src.text, after, target, src.language_id)
     if problem is not None:
         return Proposal(problem=problem)
     return Proposal((FileChange(target.uri, target.version, tuple(edits)),))
 
 
-def _docstring(
-    target: Target,
-    answer: str,
-    text: str,
-    lines: list[str],
-    language_id: str,
-    grammar: str | None,
-    eol: str,
-) -> Proposal:
-    if grammar is None:
-        return Proposal(problem=f"no grammar for {language_name(language_id)}")
-    tree = parse(grammar, text.encode("utf-8"))
+def _docstring(target: Target, answer: str, src: _Source) -> Proposal:
+    if src.grammar is None:
+        return Proposal(problem=f"no grammar for {language_name(src.language_id)}")
+    tree = parse(src.grammar, src.text.encode("utf-8"))
     definition = definition_at(tree, target.line)
     if definition is None or definition.name != target.name:
         return Proposal(problem=f"`{target.name}` is no longer at line {target.line + 1}")
-    place = docstring_place(definition, lines, language_id)
+    place = docstring_place(definition, src.lines, src.language_id)
     if place is None:
         return Proposal(problem=f"`{target.name}` has no place for a docstring")
     doc = clean_doc(answer, target.name)
     if not doc.strip():
         return Proposal(problem="the docstring is empty")
-    code = {content(t).strip() for t in lines[definition.start : definition.end]}
+    code = {content(t).strip() for t in src.lines[definition.start : definition.end]}
     if any(len(t.strip()) > 8 and t.strip() in code for t in doc.split("\n")):
         return Proposal(problem="the answer repeats the code instead of documenting it")
-    formatted = format_doc(doc, language_id, place.indent, target.name)
-    edit = replace_lines(lines, place.start, place.end, formatted, eol)
-    return _checked(target, text, [edit], language_id, grammar)
+    formatted = format_doc(doc, src.language_id, place.indent, target.name)
+    return _checked(
+        target, src, [replace_lines(src.lines, place.start, place.end, formatted, src.eol)]
+    )
 
 
-def _tests(
-    target: Target,
-    answer: str,
-    text: str,
-    lines: list[str],
-    language_id: str,
-    grammar: str | None,
-    tests: UnitTestSource,
-    eol: str,
-) -> Proposal:
+def _tests(target: Target, answer: str, src: _Source, tests: UnitTestSource) -> Proposal:
     code = extract_code(answer)
     if not code.strip():
         return Proposal(problem="the answer has no test code")
-    where = tests.where
-    header = test_import(target, text, grammar, lines, where)
+    where, grammar, language_id = tests.where, src.grammar, src.language_id
+    header = test_import(target, src.text, grammar, src.lines, where)
     if where.uri == target.uri:  # tests in the same file (Rust): appended to it
-        merged = merge_tests(code, text, header, language_id)
-        return _checked(target, text, [append_edit(text, merged, 2)], language_id, grammar)
+        merged = merge_tests(code, src.text, header, language_id)
+        return _checked(target, src, [append_edit(src.text, merged, 2)])
     merged = merge_tests(code, tests.text, header, language_id)
     if syntax_errors(grammar, merged):
         return Proposal(problem="the generated tests do not parse")
     if not re.search(r"\b(test|it|describe|assert)\w*", merged, re.I):
         return Proposal(problem="the answer has no tests")
     if tests.text is None:
-        new_text = merged.replace("\n", eol)
+        new_text = merged.replace("\n", src.eol)
         edit = Edit((0, 0), (0, 0), new_text)
         return Proposal((FileChange(where.uri, None, (edit,), create=True),))
     edit = append_edit(tests.text, merged, 3 if language_id == "python" else 2)
