@@ -97,6 +97,13 @@ class FimProtocol(LanguageServerProtocol):
                 )
             raise
 
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        """Cancel a request; one already answered is normal (the answer crossed it)."""
+        if msg_id not in self._request_futures:
+            log.debug("$/cancelRequest for %r, which is answered already", msg_id)
+            return
+        super()._handle_cancel_notification(msg_id)
+
     def handle_message(self, message: Any) -> None:
         """Answer what pygls would drop, then let pygls dispatch the rest."""
         if isinstance(message, _UndecodableRequest):

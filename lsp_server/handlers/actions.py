@@ -61,10 +61,6 @@ def register(ls: FimLanguageServer) -> None:
     ls.command(REWRITE_COMMAND)(rewrite)
 
 
-# The commands' ``ls`` is typed Any: pygls resolves the handlers' type hints at run time,
-# where the server class is not importable from here.
-
-
 def code_action(
     ls: FimLanguageServer, params: types.CodeActionParams
 ) -> list[types.CodeAction] | None:
@@ -104,7 +100,6 @@ def code_action(
             title=offer.title,
             kind=types.CodeActionKind(offer.code_kind),
             diagnostics=[diagnostics[offer.diagnostic]] if offer.diagnostic >= 0 else None,
-            is_preferred=True if offer.diagnostic >= 0 else None,
         )
         if offer.target.kind == REWRITE:
             action.command = types.Command(
@@ -137,6 +132,10 @@ async def resolve_code_action(ls: FimLanguageServer, params: types.CodeAction) -
     target = _target(params.data)
     params.edit = await _edit(ls, target)
     return params
+
+
+# The commands' ``ls`` is typed Any: pygls resolves the handlers' type hints at run time,
+# where the server class is not importable from here.
 
 
 async def apply_action(ls: Any, *args: Any) -> dict[str, Any]:

@@ -75,3 +75,21 @@ async def test_requests_for_other_documents_are_not_cancelled(
     server.open(b, "def sub(a, b):\n    return ")
     ra, rb = await asyncio.gather(server.inline(a, 1, 11), server.inline(b, 1, 11))
     assert ra.items and rb.items
+
+
+async def test_a_cancel_that_crosses_its_answer_is_quiet(launch: Launch, tmp_path: Path) -> None:
+    client = await launch()
+    assert (await client.wait_model())["state"] == "ready"
+    uri = doc_uri(tmp_path, "quiet.py")
+    client.open(uri, "def add(a, b):\n    return ")
+    future = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, 1, 11), msg_id=91
+    )
+    await asyncio.wait_for(asyncio.wrap_future(future), 120)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=91))  # answered
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="never-sent"))
+    result = await client.inline(uri, 1, 11)
+    assert result.items
+    assert await client.stop() == 0
+    log = (tmp_path / "server1.stderr.log").read_text()
+    assert "Cancel notification" not in log and "WARNING" not in log, log[-2000:]
