@@ -164,9 +164,13 @@ async def rewrite(ls: Any, *args: Any) -> dict[str, Any]:
 
 async def _apply(ls: FimLanguageServer, target: Target) -> dict[str, Any]:
     edit = await _edit(ls, target)
-    result = await ls.workspace_apply_edit_async(
-        types.ApplyWorkspaceEditParams(edit=edit, label=f"fimls: {target.kind}")
-    )
+    params = types.ApplyWorkspaceEditParams(edit=edit, label=f"fimls: {target.kind}")
+    try:
+        result = await asyncio.wait_for(ls.workspace_apply_edit_async(params), APPLY_TIMEOUT_S)
+    except asyncio.TimeoutError:  # not TimeoutError itself before Python 3.11
+        raise RequestFailed(
+            f"the editor did not answer workspace/applyEdit within {APPLY_TIMEOUT_S:.0f} s"
+        ) from None
     if not result.applied:
         raise RequestFailed(f"the editor did not apply the edit: {result.failure_reason or ''}")
     return {"applied": True}
@@ -303,6 +307,9 @@ async def _progress(ls: FimLanguageServer, title: str) -> AsyncIterator[Callable
         progress.end(token, types.WorkDoneProgressEnd())
         progress.tokens.pop(token, None)
 
+
+#: How long the editor may take to apply (or refuse) an edit the server sends.
+APPLY_TIMEOUT_S = 120.0
 
 #: How long the client may take to accept a progress token.
 PROGRESS_TIMEOUT_S = 2.0
