@@ -240,8 +240,9 @@ def offers(
     def on_definition(kind: str, d: Definition) -> Target:
         return Target(kind, uri, version, d.start, d.end, d.name, line=d.header_line)
 
-    if definition is not None and docstring_place(definition, lines, language_id) is not None:
-        verb = "Regenerate" if existing_doc(definition, lines, language_id) else "Add"
+    place = docstring_place(definition, lines, language_id) if definition else None
+    if definition is not None and place is not None:
+        verb = "Regenerate" if place.end > place.start else "Add"
         noun = "docstring" if language_id == "python" else "doc comment"
         title = f"{verb} {noun} for `{definition.name}`"
         found.append(Offer(title, on_definition(DOCSTRING, definition)))
@@ -318,12 +319,6 @@ def docstring_place(
     at = definition.start
     indent = _indent(content(lines[at]))
     return DocPlace(at - _doc_lines_above(lines, at, style, language_id), at, indent)
-
-
-def existing_doc(definition: Definition, lines: Sequence[str], language_id: str) -> bool:
-    """Whether the definition has a docstring or a doc comment already."""
-    place = docstring_place(definition, lines, language_id)
-    return place is not None and place.end > place.start
 
 
 def _python_doc_node(node: Node) -> Node | None:
@@ -866,6 +861,7 @@ class FileChange:
     uri: str
     version: int | None  # None: a file the editor does not have open
     edits: tuple[Edit, ...]
+    text: str  # the text the edits' positions refer to ("" for a new file)
     create: bool = False
 
 
@@ -952,7 +948,7 @@ def _checked(target: Target, src: _Source, edits: list[Edit]) -> Proposal:
     problem = check_edit(target.kind, src.grammar, src.text, after, target, src.language_id)
     if problem is not None:
         return Proposal(problem=problem)
-    return Proposal((FileChange(target.uri, target.version, tuple(edits)),))
+    return Proposal((FileChange(target.uri, target.version, tuple(edits), src.text),))
 
 
 def _docstring(target: Target, answer: str, src: _Source) -> Proposal:
@@ -994,11 +990,11 @@ def _tests(target: Target, answer: str, src: _Source, tests: UnitTestSource) -> 
     if tests.text is None:
         new_text = merged.replace("\n", src.eol)
         edit = Edit((0, 0), (0, 0), new_text)
-        return Proposal((FileChange(where.uri, None, (edit,), create=True),))
+        return Proposal((FileChange(where.uri, None, (edit,), "", create=True),))
     edit = append_edit(tests.text, merged, 3 if language_id == "python" else 2)
     if syntax_errors(grammar, apply_edits(tests.text, [edit])) > syntax_errors(grammar, tests.text):
         return Proposal(problem="the generated tests do not parse")
-    return Proposal((FileChange(where.uri, tests.version, (edit,)),))
+    return Proposal((FileChange(where.uri, tests.version, (edit,), tests.text),))
 
 
 def test_import(

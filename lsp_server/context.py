@@ -263,13 +263,22 @@ def definition_end(lines: Sequence[str], line: int, index: int, limit: int = 200
             break
         if depth == 0:
             break
-    if header is None:
-        return None
-    for j in range(line + 1, min(len(lines), line + limit)):
-        text = content(lines[j])
-        if text.strip() and indent_width(text) <= header:
-            return j + 1 if text.lstrip().startswith(CLOSERS) else j
-    return len(lines)
+    return None if header is None else _block_end(lines, line, header, limit)
+
+
+def _block_end(lines: Sequence[str], line: int, width: int, limit: int) -> int:
+    """The line where the block that ``line`` is in ends (at most ``limit`` lines on).
+
+    That is the first line below indented no deeper than ``width``; a closing
+    ``}``/``end`` there belongs to the block, and then it is the line after it.
+    """
+    end = line + 1
+    while end < len(lines) and end - line < limit:
+        text = content(lines[end])
+        if text.strip() and indent_width(text) <= width:
+            return end + 1 if text.lstrip().startswith(CLOSERS) else end
+        end += 1
+    return end
 
 
 def enclosing_span(lines: Sequence[str], line: int, limit: int = 2000) -> tuple[int, int]:
@@ -280,15 +289,7 @@ def enclosing_span(lines: Sequence[str], line: int, limit: int = 2000) -> tuple[
         if text.strip() and indent_width(text) == 0 and start != line:
             break
         start -= 1
-    end = line + 1
-    while end < len(lines) and end - line < limit:
-        text = content(lines[end])
-        if text.strip() and indent_width(text) == 0:
-            if text.lstrip().startswith(CLOSERS):
-                end += 1
-            break
-        end += 1
-    return start, end
+    return start, _block_end(lines, line, 0, limit)
 
 
 def enclosing_definition(

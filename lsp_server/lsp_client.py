@@ -93,7 +93,6 @@ class FimlsClient(LanguageClient):
         self.configuration: dict[str, Any] | None = None
         self.returncode: int | None = None
         self.applied_edits: list[types.WorkspaceEdit] = []
-        self.progress_tokens: list[int | str] = []
         self.progress_values: list[Any] = []
         self.init_result: types.InitializeResult | None = None
         self._status_changed = asyncio.Event()
@@ -118,7 +117,7 @@ class FimlsClient(LanguageClient):
 
         @self.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
-            self.progress_tokens.append(params.token)
+            return None  # accepted: the values arrive as $/progress
 
         @self.feature(types.PROGRESS)
         def on_progress(params: types.ProgressParams) -> None:

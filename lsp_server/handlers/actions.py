@@ -7,7 +7,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -24,7 +23,6 @@ from lsp_server.documents import content, index_to_column, split_lines
 from lsp_server.errors import DocumentError
 from lsp_server.syntax import grammar_for
 from lsp_server.worker import JobCancelled, ModelNotReady
-from lsp_server.workspace import uri_path
 
 if TYPE_CHECKING:
     from lsp_server.server import FimLanguageServer
@@ -233,8 +231,8 @@ def workspace_edit(ls: FimLanguageServer, changes: Sequence[FileChange]) -> type
             raise RequestFailed(
                 f"the editor cannot create files through an edit; create {change.uri} first"
             )
-        text = _text_of(ls, change)
-        edits = [_text_edit(e, text, encoding) for e in change.edits]
+        lines = split_lines(change.text)
+        edits = [_text_edit(e, lines, encoding) for e in change.edits]
         if change.create:
             document_changes.append(
                 types.CreateFile(
@@ -253,19 +251,6 @@ def workspace_edit(ls: FimLanguageServer, changes: Sequence[FileChange]) -> type
     if versioned:
         return types.WorkspaceEdit(document_changes=document_changes)
     return types.WorkspaceEdit(changes=plain)
-
-
-def _text_of(ls: FimLanguageServer, change: FileChange) -> list[str]:
-    """The lines the change's positions refer to (to convert their columns)."""
-    if change.uri in ls.documents:
-        return ls.documents.get(change.uri).lines
-    path = uri_path(change.uri)
-    if change.create or not path:
-        return []
-    try:
-        return split_lines(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return []
 
 
 def _text_edit(edit: actions.Edit, lines: list[str], encoding: str) -> types.TextEdit:
