@@ -202,7 +202,8 @@ class FimLanguageServer(LanguageServer):
         self._raw_init: object = None
         self._raw_workspace: object = None
         self.stats = Stats()
-        self.worker = ModelWorker(self._on_model_state)
+        self.worker = ModelWorker(self._on_model_state, on_busy=self._on_busy)
+        self._busy = False
         self.index = SymbolIndex()
         self.indexer = WorkspaceIndexer(self.index)
         self.snippets = RecentSnippets()
@@ -429,15 +430,25 @@ class FimLanguageServer(LanguageServer):
             self.window_log_message(
                 types.LogMessageParams(type=types.MessageType.Info, message=text)
             )
-        info = change.info.to_json() if change.info else None
-        self.protocol.notify(
-            STATUS, {"state": change.state.value, "message": change.message, "model": info}
-        )
+        self.protocol.notify(STATUS, self.status_json())
+
+    def _on_busy(self, busy: bool) -> None:
+        """The model started or finished work the user waits for: ``busy``, then ``ready``."""
+        self._busy = busy
+        if self.worker.state is ModelState.READY:
+            self.protocol.notify(STATUS, self.status_json())
 
     def status_json(self) -> dict[str, object]:
-        """The current model state as sent in ``fimls/status``."""
+        """The current model state as sent in ``fimls/status``.
+
+        ``state`` is the model's (unloaded, loading, ready, error), or ``busy`` while a
+        completion or code action runs on a loaded model.
+        """
         info = self.worker.info.to_json() if self.worker.info else None
-        return {"state": self.worker.state.value, "message": self.worker.message, "model": info}
+        state, message = self.worker.state.value, self.worker.message
+        if self._busy and self.worker.state is ModelState.READY:
+            state, message = "busy", "generating"
+        return {"state": state, "message": message, "model": info}
 
     # -- settings -------------------------------------------------------------------
 

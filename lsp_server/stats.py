@@ -94,6 +94,13 @@ class Stats:
             if outcome == "ok":
                 self.action_seconds.append(seconds)
 
+    def record_acceptance(self, chars: int, accepted: int) -> None:
+        """Count one accepted suggestion of ``chars`` characters, ``accepted`` of them taken."""
+        with self._lock:
+            self.totals["accept.total"] += 1
+            self.totals["accept.full" if accepted >= chars else "accept.partial"] += 1
+            self.totals["accept.chars"] += accepted
+
     def to_json(self) -> dict[str, object]:
         """Return the camelCase JSON form of ``fimls/stats``."""
         with self._lock:
@@ -160,6 +167,9 @@ class Stats:
                     if k.startswith("action.kind.")
                 },
                 "secondsP50": round(percentile(action_seconds, 50), 2),
+            },
+            "acceptances": {
+                k: totals.get(f"accept.{k}", 0) for k in ("total", "full", "partial", "chars")
             },
             "recentGenerations": [_generation_json(g) for g in recent],
         }

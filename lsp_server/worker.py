@@ -68,9 +68,12 @@ class ModelWorker:
         self,
         on_state: Callable[[StateChange], None],
         loader: Callable[[EngineConfig, ProgressFn | None], Engine] = Engine.load,
+        on_busy: Callable[[bool], None] | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-model")
         self._on_state = on_state
+        self._on_busy = on_busy
+        self._foreground = 0  # jobs queued or running that the user waits for
         self._loader = loader
         self._engine: Engine | None = None
         self._active: dict[str, threading.Event] = {}
@@ -143,6 +146,10 @@ class ModelWorker:
                 previous.set()
             self._active[key] = cancel
         self._all.add(cancel)
+        if not background:
+            self._foreground += 1
+            if self._foreground == 1:
+                self._busy(True)
 
         def work() -> T:
             engine = self._engine
@@ -166,6 +173,10 @@ class ModelWorker:
         finally:
             self._all.discard(cancel)
             self._background.discard(cancel)
+            if not background:
+                self._foreground -= 1
+                if self._foreground == 0:
+                    self._busy(False)
             if key is not None and self._active.get(key) is cancel:
                 del self._active[key]
         if cancel.is_set():
@@ -201,6 +212,14 @@ class ModelWorker:
         engine, self._engine = self._engine, None
         if engine is not None:
             engine.close()
+
+    def _busy(self, busy: bool) -> None:
+        if self._on_busy is None:
+            return
+        try:
+            self._on_busy(busy)
+        except Exception:
+            log.exception("busy listener failed")
 
     def _set(self, change: StateChange) -> None:
         self.state, self.message, self.info = change.state, change.message, change.info

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 
 _WORD_BEFORE = re.compile(r"[\w$]*$")
 
+#: The command an inline item carries; the editor runs it when the user accepts.
+ACCEPTED = "fimls.accepted"
+
 
 def register(ls: FimLanguageServer) -> None:
     """Register inline completion (the fallback is registered at initialize if needed)."""
     ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         inline_completion
     )
+    ls.command(ACCEPTED)(accepted)
 
 
 def register_fallback(ls: FimLanguageServer) -> None:
@@ -39,9 +43,37 @@ async def inline_completion(
     if suggestion is None:
         return types.InlineCompletionList(items=[])
     here = types.Range(start=params.position, end=params.position)
+    receipt = {"uri": params.text_document.uri, "chars": len(suggestion.text)}
+    command = types.Command(title="fimls: accepted", command=ACCEPTED, arguments=[receipt])
     return types.InlineCompletionList(
-        items=[types.InlineCompletionItem(insert_text=suggestion.text, range=here)]
+        items=[types.InlineCompletionItem(insert_text=suggestion.text, range=here, command=command)]
     )
+
+
+# ``ls`` is typed Any: pygls resolves a command's type hints at run time, where the server
+# class is not importable from here.
+
+
+def accepted(ls: Any, *args: Any) -> None:
+    """``fimls.accepted [receipt]``: the user took a suggestion, whole or in part.
+
+    The receipt is the item's own argument; a partial accept adds ``accepted``, the
+    characters inserted. Counted in ``fimls/stats`` ``acceptances``; nothing else changes.
+    """
+    receipt = args[0] if args else None
+    if not isinstance(receipt, dict):
+        raise JsonRpcInvalidParams(f"{ACCEPTED} needs the item's receipt object as its argument")
+    chars = receipt.get("chars")
+    taken = receipt.get("accepted", chars)
+    if not _count(chars) or not _count(taken) or taken > chars:
+        raise JsonRpcInvalidParams(
+            f"{ACCEPTED}: 'chars' and 'accepted' must be counts, accepted <= chars (got {receipt})"
+        )
+    ls.stats.record_acceptance(chars, taken)
+
+
+def _count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 async def completion(ls: FimLanguageServer, params: types.CompletionParams) -> types.CompletionList:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server.completion import MAX_RETRIES
 from lsp_server.lsp_client import FimlsClient
@@ -146,3 +148,62 @@ async def test_stats_count_generations(launch: Launch, tmp_path: Path) -> None:
         assert last["promptTokens"] > 0
         assert last["generatedTokens"] > 0
         assert last["evaluatedTokens"] + last["reusedTokens"] == last["promptTokens"]
+
+
+async def _execute(server: FimlsClient, command: types.Command) -> object:
+    return await server.protocol.send_request_async(
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(command=command.command, arguments=command.arguments),
+    )
+
+
+async def test_acceptances_are_counted_from_the_items_command(
+    server: FimlsClient, tmp_path: Path
+) -> None:
+    uri = doc_uri(tmp_path, "accept.py")
+    server.open(uri, "def area(width, height):\n    return ")
+    result = await server.inline(uri, 1, 11)
+    assert len(result.items) == 1
+    text = texts(result)[0]
+    command = result.items[0].command
+    assert command is not None and command.command == "fimls.accepted"
+    assert list(command.arguments or []) == [{"uri": uri, "chars": len(text)}]
+    before = (await server.stats())["acceptances"]
+
+    assert await _execute(server, command) is None  # the whole suggestion, as the editor runs it
+    receipt = dict(list(command.arguments or [])[0])
+    word = max(1, len(text) // 2)
+    partial = types.Command(
+        title="", command="fimls.accepted", arguments=[{**receipt, "accepted": word}]
+    )
+    await _execute(server, partial)  # a word of it
+
+    after = (await server.stats())["acceptances"]
+    assert after["total"] - before["total"] == 2
+    assert after["full"] - before["full"] == 1
+    assert after["partial"] - before["partial"] == (1 if word < len(text) else 0)
+    assert after["chars"] - before["chars"] == len(text) + word
+
+
+async def test_a_bad_acceptance_receipt_is_invalid_params(server: FimlsClient) -> None:
+    before = (await server.stats())["acceptances"]
+    for arguments in ([], ["nope"], [{"uri": "x", "chars": -1}], [{"chars": 3, "accepted": 4}]):
+        with pytest.raises(JsonRpcInvalidParams, match="fimls.accepted"):
+            await _execute(
+                server, types.Command(title="", command="fimls.accepted", arguments=arguments)
+            )
+    assert (await server.stats())["acceptances"] == before
+
+
+async def test_status_is_busy_while_the_model_works(launch: Launch, tmp_path: Path) -> None:
+    client = await launch()
+    assert (await client.wait_model(MODEL_TIMEOUT))["state"] == "ready"
+    uri = doc_uri(tmp_path, "busy.py")
+    client.open(uri, "def square(x):\n    return ")
+    seen = len(client.statuses)
+    result = await client.inline(uri, 1, 11)
+    assert result.items, "the model answered nothing"
+    states = [s["state"] for s in client.statuses[seen:]]
+    assert states[:1] == ["busy"] and states[-1:] == ["ready"], states
+    assert client.statuses[-1]["model"] is not None
+    assert (await client.stats())["state"] == "ready"

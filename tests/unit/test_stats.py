@@ -35,3 +35,11 @@ def test_stats_json() -> None:
     assert isinstance(engine, dict)
     assert engine["reusedTokens"] == 40 and engine["evaluatedTokens"] == 10
     assert engine["stopReasons"] == {"eog": 1}
+
+
+def test_acceptances_split_full_and_partial() -> None:
+    stats = Stats()
+    assert stats.to_json()["acceptances"] == {"total": 0, "full": 0, "partial": 0, "chars": 0}
+    stats.record_acceptance(12, 12)
+    stats.record_acceptance(12, 5)
+    assert stats.to_json()["acceptances"] == {"total": 2, "full": 1, "partial": 1, "chars": 17}

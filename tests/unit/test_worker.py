@@ -173,3 +173,25 @@ async def test_a_later_load_supersedes_an_earlier_one() -> None:
     assert changes[-1].state is ModelState.READY
     used = await worker.run(None, lambda engine, cancel: engine.config)
     assert used == second_config
+
+
+async def test_busy_spans_the_user_jobs_not_background_work() -> None:
+    busy: list[bool] = []
+    worker = ModelWorker([].append, loader=loader, on_busy=busy.append)
+    await worker.load(CONFIG)
+    await worker.run(None, lambda engine, cancel: "warm-up", background=True)
+    assert busy == []
+    seen: list[str] = []
+    first = asyncio.ensure_future(worker.run("a", wait_for_cancel(seen, "a", limit=0.2)))
+    second = asyncio.ensure_future(worker.run("b", lambda engine, cancel: "b"))
+    await asyncio.sleep(0.05)
+    assert busy == [True]  # one busy for two overlapping jobs
+    assert await first == "a" and await second == "b"
+    assert busy == [True, False]
+    with pytest.raises(ValueError):
+        await worker.run("c", _fails)
+    assert busy == [True, False, True, False]  # a failing job ends the busy span too
+
+
+def _fails(engine: Any, cancel: threading.Event) -> str:
+    raise ValueError("boom")
