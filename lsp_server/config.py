@@ -271,13 +271,20 @@ def unwrap_section(raw: object, section: str = "fimls") -> object:
 
 
 def merge(base: object, override: object) -> object:
-    """Deep-merge two JSON objects; values of ``override`` win, ``None`` keeps ``base``."""
+    """Deep-merge two JSON objects; values of ``override`` win.
+
+    A key that ``override`` sets to null is unset (back to its default: an editor clears a
+    setting that way); an ``override`` that is null as a whole keeps ``base``.
+    """
     if override is None:
         return base
     if isinstance(base, Mapping) and isinstance(override, Mapping):
         out = dict(base)
         for key, value in override.items():
-            out[key] = merge(base.get(key), value)
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = merge(base.get(key), value)
         return out
     return override
 

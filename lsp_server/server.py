@@ -10,6 +10,7 @@ the specification asks for, even while the model is busy.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import sys
@@ -85,6 +86,23 @@ class FimProtocol(LanguageServerProtocol):
     """pygls' protocol, with the guarantees above."""
 
     _server: FimLanguageServer
+    _request_ids = itertools.count(1)
+
+    def send_request(
+        self,
+        method: str,
+        params: Any | None = None,
+        callback: Any = None,
+        msg_id: Any = None,
+    ) -> Any:
+        """Send a request to the client with a numeric id (pygls' own are UUID strings).
+
+        Vim's LSP channel cannot answer a request whose id is a string, and nor could
+        older Vim LSP plugins; numbers suit every client.
+        """
+        if msg_id is None:
+            msg_id = next(self._request_ids)
+        return super().send_request(method, params, callback, msg_id)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Deserialize a message; a request with bad params becomes a marker to answer."""

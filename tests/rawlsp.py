@@ -19,6 +19,7 @@ class RawServer:
         self.notifications: list[dict[str, Any]] = []
         self.answered_twice: list[dict[str, Any]] = []
         self.without_id: list[dict[str, Any]] = []
+        self.server_requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1000)
         self._arrived = asyncio.Condition()
         self._reader = asyncio.create_task(self._read())
@@ -82,13 +83,15 @@ class RawServer:
             assert result is not None
             return result
 
-    async def initialize(self, **init_options: Any) -> dict[str, Any]:
+    async def initialize(
+        self, capabilities: dict[str, Any] | None = None, **init_options: Any
+    ) -> dict[str, Any]:
         result = await self.call(
             "initialize",
             {
                 "processId": None,
                 "rootUri": None,
-                "capabilities": {"textDocument": {"inlineCompletion": {}}},
+                "capabilities": capabilities or {"textDocument": {"inlineCompletion": {}}},
                 "initializationOptions": init_options or None,
             },
         )
@@ -148,6 +151,7 @@ class RawServer:
             async with self._arrived:
                 if "method" in message and "id" in message:
                     # a request from the server (e.g. workspace/configuration): answer null
+                    self.server_requests.append(message)
                     self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
                 elif "method" in message:
                     self.notifications.append(message)

@@ -124,3 +124,19 @@ async def test_requests_after_shutdown(tmp_path: Path) -> None:
     server.notify("exit")
     assert await server.wait_exit() == 0
     assert server.answered_twice == []
+
+
+async def test_server_requests_carry_numeric_ids() -> None:
+    """Vim's LSP channel cannot answer a string id; the server's own requests use numbers."""
+    server = await RawServer.start()
+    try:
+        caps = {"textDocument": {"inlineCompletion": {}}, "workspace": {"configuration": True}}
+        await server.initialize(caps)
+        await server.wait_ready()
+        asked = [m for m in server.server_requests if m["method"] == "workspace/configuration"]
+        assert asked, server.server_requests
+        ids = [m["id"] for m in server.server_requests]
+        assert all(isinstance(i, int) and not isinstance(i, bool) for i in ids), ids
+        assert len(set(ids)) == len(ids)
+    finally:
+        assert await server.close() == 0

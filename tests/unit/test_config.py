@@ -68,6 +68,10 @@ def test_section_and_merge() -> None:
         "completion": {"maxTokens": 10, "maxLines": 3}
     }
     assert merge(base, None) == base
+    # a setting cleared in the editor (sent as null) goes back to its default
+    start = {"model": {"path": "/m.gguf", "threads": 2}}
+    assert merge(start, {"model": {"path": None}}) == {"model": {"threads": 2}}
+    assert parse_settings(merge(start, {"model": {"path": None}}))[0].model.path is None
 
 
 def test_readme_documents_every_setting() -> None:
