@@ -255,7 +255,7 @@ def camel(name: str) -> str:
 def parse_settings(raw: object, prefix: str = "fimls") -> tuple[Settings, list[str]]:
     """Build Settings from JSON-like data; return them with the problems found."""
     problems: list[str] = []
-    if raw is None:
+    if raw is None or raw == []:  # [] is how Lua clients (Neovim) send an empty table
         return Settings(), problems
     if not isinstance(raw, Mapping):
         problems.append(f"{prefix}: expected an object, got {_describe(raw)}; using defaults")
@@ -264,10 +264,13 @@ def parse_settings(raw: object, prefix: str = "fimls") -> tuple[Settings, list[s
 
 
 def unwrap_section(raw: object, section: str = "fimls") -> object:
-    """Accept both ``{"fimls": {...}}`` and the bare ``{...}`` settings object."""
+    """Accept both ``{"fimls": {...}}`` and the bare ``{...}`` settings object.
+
+    An empty list counts as an empty object: Lua clients (Neovim) encode ``{}`` as ``[]``.
+    """
     if isinstance(raw, Mapping) and set(raw) == {section}:
-        return raw[section]
-    return raw
+        raw = raw[section]
+    return {} if raw == [] else raw
 
 
 def merge(base: object, override: object) -> object:
@@ -326,7 +329,7 @@ def _parse(cls: type[T], raw: Mapping[str, object], path: str, problems: list[st
             continue
         kind = hints[f.name]
         if dataclasses.is_dataclass(kind):
-            if value is None:
+            if value is None or value == []:  # [] is an empty Lua table
                 continue
             if not isinstance(value, Mapping):
                 problems.append(f"{where}: expected an object, got {_describe(value)}; ignored")

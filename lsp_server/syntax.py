@@ -185,6 +185,10 @@ def count_errors(root: Node) -> int:
     return count
 
 
+#: How block comments end (``/* */``, Lua's ``--[[ ]]``, Haskell's ``{- -}``, OCaml's ``(* *)``).
+_COMMENT_CLOSERS = (b"*/", b"]]", b"-}", b"*)")
+
+
 def cursor_context(tree: Tree, offset: int, source: bytes) -> str | None:
     """``"comment"`` or ``"string"`` when the byte offset is inside one, else None.
 
@@ -192,12 +196,17 @@ def cursor_context(tree: Tree, offset: int, source: bytes) -> str | None:
     cursor on its line. At the end of a string being typed (only the closing quote
     after the cursor) completion is useful and None is returned.
     """
-    node = tree.root_node.descendant_for_byte_range(offset, offset)
+    # From the byte before the cursor too: at the end of a line the cursor's own byte (the
+    # newline) belongs to no comment, though a line comment ends right there.
+    node = tree.root_node.descendant_for_byte_range(max(offset - 1, 0), offset)
     for current in ancestors(node):
         if current.start_byte >= offset and current.type not in STRING_TYPES:
             continue  # a node that starts at the cursor does not contain it
         if is_comment(current) and current.start_byte < offset <= current.end_byte:
-            return "comment"
+            closed = source[current.end_byte - 2 : current.end_byte] in _COMMENT_CLOSERS
+            if offset < current.end_byte or not closed:
+                return "comment"  # inside, or at the end of a line comment
+            return None  # just after a block comment's closing delimiter
         if is_string(current) and current.start_byte < offset < current.end_byte:
             rest = source[offset : current.end_byte].split(b"\n", 1)[0]
             if rest.strip(b"\"'`) \t;,"):

@@ -68,6 +68,10 @@ def test_section_and_merge() -> None:
         "completion": {"maxTokens": 10, "maxLines": 3}
     }
     assert merge(base, None) == base
+    # Lua clients (Neovim) send an empty table as []
+    assert unwrap_section([]) == {} and unwrap_section({"fimls": []}) == {}
+    assert parse_settings([]) == (Settings(), [])
+    assert parse_settings({"completion": []}) == (Settings(), [])
     # a setting cleared in the editor (sent as null) goes back to its default
     start = {"model": {"path": "/m.gguf", "threads": 2}}
     assert merge(start, {"model": {"path": None}}) == {"model": {"threads": 2}}

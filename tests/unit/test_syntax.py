@@ -98,6 +98,15 @@ def test_incremental_edits_give_the_tree_of_a_fresh_parse() -> None:
         ("rust", "fn f() {} // note\n", "note", "comment"),
         ("c", "/* block comment */ int x;\n", "comment", "comment"),
         ("lua", "local s = 'text here'\n", "here", "string"),
+        # at the end of a line comment (the cursor's own byte is the newline)
+        ("python", "x = 1  # a note\ny = 2\n", "\ny", "comment"),
+        ("python", "# the area of a rect\ndef f(): pass\n", "\ndef", "comment"),
+        ("javascript", "let a = 1; // note\n", "\n", "comment"),
+        ("lua", "local a = 1 -- note\n", "\n", "comment"),
+        # just after a block comment: outside it
+        ("c", "int x; /* note */\nint y;\n", "\nint y", None),
+        ("javascript", "f(/* a */)\n", ")\n", None),
+        ("python", "x = 1\n", "\n", None),
     ],
 )
 def test_cursor_in_comments_and_strings(
