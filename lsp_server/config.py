@@ -264,11 +264,12 @@ def parse_settings(raw: object, prefix: str = "fimls") -> tuple[Settings, list[s
 
 
 def unwrap_section(raw: object, section: str = "fimls") -> object:
-    """Accept both ``{"fimls": {...}}`` and the bare ``{...}`` settings object.
+    """Accept both ``{"fimls": {...}, ...}`` and the bare ``{...}`` settings object.
 
-    An empty list counts as an empty object: Lua clients (Neovim) encode ``{}`` as ``[]``.
+    Other servers' sections beside ``fimls`` are left out (eglot pushes them all). An empty
+    list counts as an empty object: Lua clients (Neovim) encode ``{}`` as ``[]``.
     """
-    if isinstance(raw, Mapping) and set(raw) == {section}:
+    if isinstance(raw, Mapping) and section in raw:
         raw = raw[section]
     return {} if raw == [] else raw
 

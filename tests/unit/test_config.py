@@ -63,6 +63,8 @@ def test_not_an_object() -> None:
 def test_section_and_merge() -> None:
     assert unwrap_section({"fimls": {"a": 1}}) == {"a": 1}
     assert unwrap_section({"a": 1}) == {"a": 1}
+    # eglot pushes every server's section at once
+    assert unwrap_section({"pylsp": {"x": 1}, "fimls": {"a": 1}}) == {"a": 1}
     base = {"completion": {"maxTokens": 10, "maxLines": 2}}
     assert merge(base, {"completion": {"maxLines": 3}}) == {
         "completion": {"maxTokens": 10, "maxLines": 3}
