@@ -559,6 +559,11 @@ the server."
                                                      invoked))
                      :error-fn (lambda (err) (fimls--on-error buffer seq err))
                      :timeout-fn (lambda ()
+                                   ;; The server may still be at it: ask it to stop.
+                                   (when (buffer-live-p buffer)
+                                     (with-current-buffer buffer
+                                       (when (eql seq fimls--seq)
+                                         (fimls--cancel-request))))
                                    (fimls--on-error buffer seq '(:code -32800)))
                      :timeout fimls-request-timeout)))
         (setq fimls--request (list :id (fimls--request-id server value)

@@ -166,11 +166,8 @@ describe('the extension in a stand-in VS Code', () => {
     assert.equal(typeof key, 'string');
     await until(() => status.history.slice(seen).includes('$(sync~spin) fimls') && status.text === '$(sparkle) fimls', 10000, 'busy, then ready');
 
-    // Tab: VS Code inserts the text, then runs the item's command.
-    const before = doc.getText();
+    // Tab: VS Code inserts the text (done here by the stand-in), then runs the item's command.
     host.applyEdits(doc, [new host.vscode.TextEdit(item.range, item.insertText)]);
-    const at = doc.offsetAt(position);
-    assert.equal(doc.getText(), before.slice(0, at) + item.insertText + before.slice(at));
     await host.vscode.commands.executeCommand(item.command.command, ...item.command.arguments);
     const stats = await statistics();
     assert.match(stats, new RegExp(`Accepted: +1 \\(whole 1, partly 0\\), ${receipt.chars} characters`));

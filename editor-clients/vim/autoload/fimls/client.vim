@@ -228,17 +228,20 @@ enddef
 # Stop the server (if running) and start it again with the current settings
 # and g:fimls_command, for every buffer that uses it.
 export def Restart()
-  var running = job_status(job) ==# 'run'
-  state = 'stopped'
-  if running
+  if job_status(job) ==# 'run'
     restart_after_exit = true
-    Stop()
+    Stop()  # shutdown + exit; OnExit starts the new server
   else
+    state = 'stopped'
     doc.AttachAll()
   endif
 enddef
 
-def OnExit(_job: job, code: number)
+def OnExit(exited: job, code: number)
+  if exited != job
+    util.Log('an earlier server exited with code ' .. code)
+    return  # a server replaced already: the current one is not affected
+  endif
   var expected = stopping
   stopping = false
   ghost.Dismiss()

@@ -9,8 +9,13 @@ vim9script
 var fallbacks = 0
 
 # A mapping option: one key, a list of keys, or '' / [] for none.
+# The <M-letter> defaults only where they are keys of their own: in terminal Vim with
+# g:fimls_meta_termcodes (Esc + letter).  Otherwise Vim reads Alt+n as the character
+# 'î', and a map of <M-n> would swallow that letter for users who type it.
 def Keys(name: string, default: list<string>): list<string>
-  var value = get(g:, name, default)
+  var own_meta = get(g:, 'fimls_meta_termcodes', 0) && !has('gui_running')
+  var defaults = own_meta ? default : default->copy()->filter((_, k) => k !~# '\c^<M-.>$')
+  var value = get(g:, name, defaults)
   var keys = type(value) == v:t_list ? value : [value]
   return filter(copy(keys), (_, k) => type(k) == v:t_string && k !=# '')
 enddef
@@ -54,7 +59,7 @@ export def Setup()
   endfor
   var meta = Keys('fimls_map_accept_word', ['<M-w>', '<C-Right>'])
     + Keys('fimls_map_accept_line', ['<M-l>', '<M-Right>'])
-  for lhs in Keys('fimls_map_next', ['<M-]>', '<M-n>'])
+  for lhs in Keys('fimls_map_next', ['<M-n>'])
     execute 'imap <silent> ' .. lhs .. ' <Plug>(fimls-next)'
     meta->add(lhs)
   endfor
