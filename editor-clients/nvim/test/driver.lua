@@ -589,19 +589,25 @@ local function suite()
     ]])
   end
 
-  test('code action via gra: "Add docstring" puts a docstring right after the def', function()
-    open('docstring.py', program)
-    stub_ui('^Add docstring for `scale`')
-    keys('gg')
-    keys('gra')
-    local lines = wait_for('the buffer did not change', ACTION_TIMEOUT, function()
+  --- The buffer's lines once a code action changed them from `before` (an error the
+  --- editor shows meanwhile fails the test).
+  local function changed_from(before)
+    return wait_for('the buffer did not change', ACTION_TIMEOUT, function()
       local l = buf_lines()
       local err = errors_shown()
       if err ~= '' then
         error('editor showed: ' .. err, 0)
       end
-      return not same(l, program) and l
+      return not same(l, before) and l
     end)
+  end
+
+  test('code action via gra: "Add docstring" puts a docstring right after the def', function()
+    open('docstring.py', program)
+    stub_ui('^Add docstring for `scale`')
+    keys('gg')
+    keys('gra')
+    local lines = changed_from(program)
     local titles = lua('return T.titles')
     assert(vim.tbl_contains(titles, 'Add docstring for `scale`'), 'titles: ' .. vim.inspect(titles))
     assert(lines[1] == program[1], 'def line changed: ' .. lines[1])
@@ -623,14 +629,7 @@ local function suite()
       return rpc('nvim_get_mode').mode == 'V'
     end)
     keys('gra')
-    local lines = wait_for('the buffer did not change', ACTION_TIMEOUT, function()
-      local l = buf_lines()
-      local err = errors_shown()
-      if err ~= '' then
-        error('editor showed: ' .. err, 0)
-      end
-      return not same(l, program) and l
-    end)
+    local lines = changed_from(program)
     local prompts = lua('return T.prompts')
     assert(#prompts == 1, 'vim.ui.input was asked ' .. #prompts .. ' times')
     assert(lines[1]:match('^def scale%('), 'first line is not the def: ' .. show(lines))

@@ -16,24 +16,8 @@ const path = require('path');
 
 const { createHost } = require('./helpers/fakevscode');
 const { effectiveFlat, readmeSettingsFor } = require('./helpers/config');
-const { fimlsCommand, withTimeout } = require('./helpers/session');
+const { fimlsCommand, withTimeout, READY_MS, ACTION_MS, SOURCE } = require('./helpers/session');
 
-const READY_MS = 60000;
-const ACTION_MS = 120000; // one code action (1-5 s alone; much more on a loaded machine)
-
-const SOURCE = [
-  'import math',
-  '',
-  '',
-  'def add(a, b):',
-  '    return ',
-  '',
-  '',
-  'def scale(values, factor):',
-  '    result = [v * factor for v in values]',
-  '    return result',
-  '',
-].join('\n');
 
 /** Process ids of this process's children (the server), from /proc. */
 function childPids() {

@@ -15,7 +15,7 @@ const os = require('os');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
-const { Session, fimlsCommand, CancellationTokenSource, withTimeout } = require('./helpers/session');
+const { Session, fimlsCommand, CancellationTokenSource, withTimeout, READY_MS, ANSWER_MS, ACTION_MS, SOURCE } = require('./helpers/session');
 const { languageClientCapabilities } = require('./helpers/capabilities');
 const { PACKAGE, readmeSettingsFor, effectiveFlat, home } = require('./helpers/config');
 const { serverSettings, nest, launchSettings } = require('../out/settings');
@@ -24,23 +24,6 @@ const { describeStatus } = require('../out/status');
 const { findRewriteData, redirectRewrite, rewriteActionsParams, rewriteRequest, cleanInstruction } = require('../out/rewrite');
 const { ACCEPTED_COMMAND, REWRITE_COMMAND } = require('../out/protocol');
 
-const READY_MS = 60000; // model load (1-3 s here), generous for a loaded machine
-const ANSWER_MS = 60000; // one completion
-const ACTION_MS = 120000; // one code action (1-5 s alone; much more on a loaded machine)
-
-const SOURCE = [
-  'import math',
-  '',
-  '',
-  'def add(a, b):',
-  '    return ',
-  '',
-  '',
-  'def scale(values, factor):',
-  '    result = [v * factor for v in values]',
-  '    return result',
-  '',
-].join('\n');
 
 describe('fimls --stdio as the VS Code extension drives it', () => {
   let session;

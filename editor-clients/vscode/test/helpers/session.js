@@ -241,4 +241,26 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { Session, fimlsCommand, positionOf, offsetAt, withTimeout, CancellationTokenSource, REPO };
+const READY_MS = 60000; // model load (1-3 s here), generous for a loaded machine
+const ANSWER_MS = 60000; // one completion
+const ACTION_MS = 120000; // one code action (1-5 s alone; much more on a loaded machine)
+
+/** The Python file both the protocol tests and the extension tests open. */
+const SOURCE = [
+  'import math',
+  '',
+  '',
+  'def add(a, b):',
+  '    return ',
+  '',
+  '',
+  'def scale(values, factor):',
+  '    result = [v * factor for v in values]',
+  '    return result',
+  '',
+].join('\n');
+
+module.exports = {
+  Session, fimlsCommand, positionOf, offsetAt, withTimeout, CancellationTokenSource, REPO,
+  READY_MS, ANSWER_MS, ACTION_MS, SOURCE,
+};
