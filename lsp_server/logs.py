@@ -33,6 +33,18 @@ def configure(verbosity: int = 0, log_file: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
     logging.getLogger("lsp_server").setLevel(_cli_level)
+    rpc = logging.getLogger("pygls.protocol.json_rpc")
+    for old in [f for f in rpc.filters if isinstance(f, _Repeats)]:
+        rpc.removeFilter(old)
+    if verbosity < 3:
+        rpc.addFilter(_Repeats())
+
+
+class _Repeats(logging.Filter):
+    """Drop pygls' traceback of params that do not deserialize: fimls logs one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable to deserialize message")
 
 
 def apply_setting(level: str) -> None:

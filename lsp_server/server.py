@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import sys
+import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,11 +31,12 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
     JsonRpcServerNotInitialized,
 )
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
-from lsp_server import __version__, logs
+from lsp_server import __version__, logs, transport
 from lsp_server.action_service import ActionService
 from lsp_server.completion import CompletionService
 from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
@@ -106,6 +108,8 @@ class FimProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Deserialize a message; a request with bad params becomes a marker to answer."""
+        if isinstance(data, dict) and "method" in data and "params" not in data:
+            data = {**data, "params": None}  # optional in JSON-RPC; pygls' types require it
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
@@ -113,17 +117,37 @@ class FimProtocol(LanguageServerProtocol):
                 return _UndecodableRequest(
                     id=data["id"], method=str(data["method"]), reason=_validation_summary(exc)
                 )
+            if isinstance(data, dict) and "method" in data:
+                log.warning(
+                    "ignoring %s: invalid params: %s", data["method"], _validation_summary(exc)
+                )
             raise
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         """Cancel a request; one already answered is normal (the answer crossed it)."""
-        if msg_id not in self._request_futures:
+        if not isinstance(msg_id, (int, str)) or msg_id not in self._request_futures:
             log.debug("$/cancelRequest for %r, which is answered already", msg_id)
             return
         super()._handle_cancel_notification(msg_id)
 
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        """Answer a request (or, with id None, a message no id could be read from)."""
+        self._reply_error(msg_id, JsonRpcException(message, code=code))
+
     def handle_message(self, message: Any) -> None:
         """Answer what pygls would drop, then let pygls dispatch the rest."""
+        if isinstance(message, dict) or getattr(message, "jsonrpc", None) != self.VERSION:
+            # no "jsonrpc": "2.0" member (pygls leaves such objects as dicts, or drops them)
+            if isinstance(message, dict):
+                is_request, msg_id = "id" in message and "method" in message, message.get("id")
+            else:
+                is_request = hasattr(message, "id") and hasattr(message, "method")
+                msg_id = getattr(message, "id", None)
+            if is_request:
+                self._reply_error(msg_id, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'))
+            else:
+                log.warning('dropping a message without "jsonrpc": "2.0"')
+            return
         if isinstance(message, _UndecodableRequest):
             log.warning(
                 "invalid params for %s (id %r): %s", message.method, message.id, message.reason
@@ -136,6 +160,12 @@ class FimProtocol(LanguageServerProtocol):
         method = getattr(message, "method", None)
         is_request = method is not None and hasattr(message, "id")
         if is_request:
+            if not isinstance(message.id, (int, str)) or isinstance(message.id, bool):
+                # LSP ids are integers or strings; no other value can be echoed back
+                self._reply_error(
+                    None, JsonRpcInvalidRequest("the id must be an integer or a string")
+                )
+                return
             if method == types.INITIALIZE and self._server.initialized:
                 self._reply_error(message.id, JsonRpcInvalidRequest("already initialized"))
                 return
@@ -158,10 +188,14 @@ class FimProtocol(LanguageServerProtocol):
         self._send_response(msg_id, error=error.to_response_error())
 
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
-        """Answer a cancelled request without the traceback pygls would log."""
-        if not future.cancelled() and isinstance(future.exception(), JsonRpcRequestCancelled):
+        """Answer a request whose handler raised a JSON-RPC error without a traceback."""
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, JsonRpcException):
+            # the handler's answer to bad input (or a cancellation): no traceback
+            if not isinstance(exc, JsonRpcRequestCancelled):
+                log.warning("request %r answered with %d: %s", msg_id, exc.code, exc.message)
             self._request_futures.pop(msg_id, None)
-            self._send_response(msg_id, error=future.exception().to_response_error())
+            self._send_response(msg_id, error=exc.to_response_error())
             return
         super()._send_handler_result(future, msg_id=msg_id)
 
@@ -538,15 +572,49 @@ def protect_stdout() -> BinaryIO:
 def run_stdio(server: FimLanguageServer) -> None:
     """Serve one client over stdin/stdout until it exits or disconnects."""
     lsp_out = protect_stdout()
-    server.start_io(stdin=sys.stdin.buffer, stdout=lsp_out)
+    server.protocol.set_writer(StdoutWriter(lsp_out))
+    read = transport.stdin_reader(sys.stdin.buffer, server.thread_pool)
+    try:
+        asyncio.run(transport.serve(read, server.protocol, threading.Event()))
+    except (BrokenPipeError, ConnectionError) as exc:
+        log.info("the client's pipe closed: %s", exc)
     _exit_after_disconnect(server)
 
 
 def run_tcp(server: FimLanguageServer, host: str, port: int) -> None:
-    """Serve one client over TCP until it exits or disconnects."""
+    """Serve the first client to connect over TCP, until it exits or disconnects."""
     protect_stdout()
-    server.start_tcp(host, port)
+
+    async def main() -> None:
+        finished = asyncio.Event()
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if finished.is_set() or server.protocol.writer is not None:
+                log.warning("refusing a second connection from %s", _peer(writer))
+                writer.close()
+                return
+            log.info("client connected from %s", _peer(writer))
+            server.protocol.set_writer(writer)
+            try:
+                await transport.serve(transport.stream_reader(reader), server.protocol, stop)
+            except ConnectionError as exc:
+                log.info("the connection closed: %s", exc)
+            finally:
+                finished.set()
+
+        stop = threading.Event()
+        listener = await asyncio.start_server(connection, host, port)
+        addresses = ", ".join(str(sock.getsockname()) for sock in listener.sockets)
+        log.info("listening on %s", addresses)
+        async with listener:
+            await finished.wait()
+
+    asyncio.run(main())
     _exit_after_disconnect(server)
+
+
+def _peer(writer: asyncio.StreamWriter) -> object:
+    return writer.get_extra_info("peername")
 
 
 def _exit_after_disconnect(server: FimLanguageServer) -> None:

@@ -7,12 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from lsp_server.lsp_client import FimlsClient, server_command
 
 MODEL_TIMEOUT = 600.0
 
 Launch = Callable[..., Awaitable[FimlsClient]]
+
+# The same examples on every run (CI must not flake on a new one), and no example
+# database written into the checkout.
+settings.register_profile("fimls", derandomize=True, database=None, deadline=None)
+settings.load_profile("fimls")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

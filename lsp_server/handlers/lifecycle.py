@@ -77,15 +77,15 @@ async def prompt(ls: FimLanguageServer, params: Any) -> dict[str, object]:
     result has ``template``, ``mode``, ``tokens`` and ``segments`` (``text`` runs, each
     marked ``special`` when it is special tokens).
     """
-    params = plain(params)
     try:
+        params = plain(params)
         uri = params["textDocument"]["uri"]
         line, character = params["position"]["line"], params["position"]["character"]
         if not isinstance(uri, str) or not isinstance(line, int) or not isinstance(character, int):
             raise TypeError("expected a string uri and integer line and character")
         doc = ls.documents.get(uri)
         cursor = doc.cursor(line, character, ls.documents.encoding)
-    except (KeyError, TypeError, DocumentError) as exc:
+    except (KeyError, TypeError, ValueError, DocumentError) as exc:
         raise JsonRpcInvalidParams(f"fimls/prompt: {exc}") from None
     if not ls.worker.ready:
         raise RequestFailed(f"fimls/prompt: the model is not ready ({ls.worker.message})")
