@@ -25,7 +25,7 @@ from pathlib import Path
 import llama_cpp
 from llama_cpp import _internals as internals
 
-from lsp_server import model_store
+from lsp_server import memory, model_store
 from lsp_server.chat import ChatTemplate
 from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
@@ -307,6 +307,7 @@ class Engine:
         else:
             assert config.path is not None
             path, embedded = model_store.check_user_model(config.path), False
+        memory.check_fits(path)
         _init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0

@@ -325,6 +325,22 @@ class FimLanguageServer(LanguageServer):
         self.indexer.stop()
         self.worker.shutdown()
 
+    async def settle_requests(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until every other pending request has been answered."""
+        current = self.protocol.msg_id
+        pending = [
+            future
+            for msg_id, future in list(self.protocol._request_futures.items())
+            if msg_id != current and not future.done()
+        ]
+        if pending:
+            waits = [
+                f if isinstance(f, asyncio.Future) else asyncio.wrap_future(f) for f in pending
+            ]
+            _, late = await asyncio.wait(waits, timeout=timeout)
+            if late:
+                log.warning("%d requests still running at shutdown", len(late))
+
     def stop_all(self) -> None:
         """Cancel every job (at exit)."""
         self.worker.cancel_all()

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from lsp_server.server import FimLanguageServer
 
 
+#: How long ``shutdown`` waits for the requests it cancelled to be answered.
+SETTLE_SECONDS = 3.0
+
+
 def register(ls: FimLanguageServer) -> None:
     """Register the lifecycle handlers."""
     ls.feature(types.INITIALIZE)(initialize)
@@ -36,9 +40,10 @@ async def initialized(ls: FimLanguageServer, params: types.InitializedParams) ->
     await ls.on_initialized()
 
 
-def shutdown(ls: FimLanguageServer, params: None) -> None:
-    """Stop model work; pygls cancels pending requests and answers."""
+async def shutdown(ls: FimLanguageServer, params: None) -> None:
+    """Stop model work; answer ``shutdown`` once every pending request is answered."""
     ls.on_shutdown()
+    await ls.settle_requests(SETTLE_SECONDS)
 
 
 async def did_change_configuration(
@@ -58,7 +63,7 @@ def did_change_workspace_folders(
 
 
 def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
-    """``fimls/stats``: model status plus request counters and latency percentiles."""
+    """``fimls/stats``: model status, request counters, latency percentiles, queue depth."""
     index = {
         "files": len(ls.index),
         "definitions": ls.index.definitions,

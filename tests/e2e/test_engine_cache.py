@@ -243,3 +243,52 @@ def test_a_code_action_between_completions_leaves_their_cache_right(engine: Engi
     assert back.restored and back.evaluated_tokens <= 2  # the completion's state came back
     assert_consistent(engine, prompt_a.tokens)
     assert ACTION_DOCUMENT not in engine.saved_documents  # an action's state is not kept
+
+
+def test_an_exception_during_generation_leaves_the_cache_consistent(engine: Engine) -> None:
+    """A fault on the worker thread mid-generation (here the stop rule raising after the
+    third token, as a post-processing bug would) must not corrupt the KV bookkeeping: the
+    same request afterwards reuses the cache and gives the answer of a clean engine."""
+    text = SOURCE.replace("    return text\n", "    return \n")
+    line = text[: text.index("    return \n")].count("\n")
+    engine.forget("file:///fault.py")
+    clean_prompt, clean = request(engine, text, line, 11, document="file:///fault.py")
+    other = SOURCE.replace("def main():", "def main(argv):")
+    request(engine, other, 5, 4, document="file:///fault.py")  # the cache holds another prompt
+    lines = split_lines(text)
+    plan = plan_completion(
+        lines,
+        line,
+        11,
+        prefix_tokens=1024,
+        suffix_tokens=256,
+        multiline="never",
+        language_id="python",
+    )
+    prompt = build_prompt(engine, plan, parse_settings({"cache": {"lineAfterMiddle": True}})[0])
+    calls: list[str] = []
+
+    def faulty_stop(out: str) -> int | None:
+        calls.append(out)
+        if len(calls) == 3:
+            raise RuntimeError("a bug in a stop rule")
+        return None
+
+    with pytest.raises(RuntimeError):
+        engine.generate(
+            Generation(
+                prompt.tokens,
+                8,
+                faulty_stop,
+                threading.Event(),
+                block=prompt.block,
+                document="file:///fault.py",
+                documents=2,
+            )
+        )
+    assert_consistent(engine, prompt.tokens)
+    again_prompt, again = request(engine, text, line, 11, document="file:///fault.py")
+    assert again_prompt.tokens == clean_prompt.tokens
+    assert again.text == clean.text
+    assert again.reused_tokens >= len(prompt.tokens) - 2, again
+    assert_consistent(engine, again_prompt.tokens)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from lsp_server.lsp_client import FimlsClient
+from lsp_server.lsp_client import FimlsClient, server_command
 from lsp_server.model_store import QWEN_05B, embedded_model_path
 from tests.conftest import Launch, doc_uri
 
@@ -129,3 +129,48 @@ async def test_model_setting_loads_a_user_gguf(launch: Launch, tmp_path: Path, n
 
 def _same_fs(path: Path) -> bool:
     return os.stat(path).st_dev == os.stat(embedded_model_path()).st_dev
+
+
+def sparse_copy(path: Path, size: int) -> Path:
+    """A GGUF whose header is the embedded model's and whose size is ``size`` (no disk used)."""
+    with embedded_model_path().open("rb") as src, path.open("wb") as dst:
+        dst.write(src.read(1 << 20))
+        dst.truncate(size)
+    return path
+
+
+async def test_model_larger_than_the_memory_is_refused(launch: Launch, tmp_path: Path) -> None:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    huge = sparse_copy(tmp_path / "huge.gguf", 2 * total)
+    client = await launch(args=("--model", str(huge)))
+    message = await assert_degraded(client, tmp_path, str(huge), "of memory", "MemAvailable")
+    assert f"{2 * total / 2**30:.1f} GiB of weights" in message
+
+
+async def test_model_over_the_address_space_limit_is_refused(
+    launch: Launch, tmp_path: Path
+) -> None:
+    # ulimit -v: the server itself runs in ~0.3 GiB; the 0.5B model needs ~0.7 GiB more
+    limit_kib = 640 * 1024
+    wrapped = ("bash", "-c", f'ulimit -v {limit_kib} && exec "$@"', "fimls")
+    client = FimlsClient()
+    log = (tmp_path / "ulimit.stderr.log").open("wb")
+    try:
+        command = [*wrapped, *server_command("--stdio", "-v")]
+        await client.start(command, env={"MALLOC_ARENA_MAX": "2"}, stderr=log)
+        await client.handshake()
+        await assert_degraded(client, tmp_path, "ulimit -v")
+    finally:
+        log.close()
+        if client.process.returncode is None:
+            client.process.kill()
+
+
+async def test_gguf_with_a_corrupt_header(launch: Launch, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.gguf"
+    with embedded_model_path().open("rb") as src, corrupt.open("wb") as dst:
+        data = bytearray(src.read(8 << 20))
+        data[8:24] = b"\xff" * 16  # the tensor and metadata counts
+        dst.write(data)
+    client = await launch(args=("--model", str(corrupt)))
+    await assert_degraded(client, tmp_path, str(corrupt), "cannot load model")
