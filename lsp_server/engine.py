@@ -20,7 +20,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import llama_cpp
 from llama_cpp import _internals as internals
@@ -302,7 +301,7 @@ class Engine:
         """Obtain, verify and load the model; raise ModelError or TemplateError."""
         started = time.perf_counter()
         preset = model_store.PRESETS.get(config.path or model_store.QWEN_05B.name)
-        if preset is not None and not (config.path and Path(config.path).exists()):
+        if preset is not None:  # a preset's name always means the preset, never a file
             path, embedded = model_store.ensure_embedded_model(preset, progress), True
         else:
             assert config.path is not None

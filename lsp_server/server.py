@@ -51,6 +51,7 @@ from lsp_server.crossfile import (
 )
 from lsp_server.documents import Cursor, DocumentStore, TextDocument
 from lsp_server.engine import EngineConfig
+from lsp_server.model_store import PRESETS
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
 from lsp_server.symbols import SymbolIndex
@@ -269,6 +270,7 @@ class FimLanguageServer(LanguageServer):
         self._pending_problems: list[str] = []
         self._loaded_config: EngineConfig | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._refused_model: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -462,13 +464,47 @@ class FimLanguageServer(LanguageServer):
     def engine_config(self) -> EngineConfig:
         """The engine configuration the current settings ask for."""
         model = self.settings.model
+        path = self.cli_model_path or model.path
+        if path and not self.cli_model_path:
+            refusal = self._workspace_model_refusal(path)
+            if refusal is not None:
+                if refusal != self._refused_model:
+                    self._refused_model = refusal
+                    log.warning("%s", refusal)
+                    self.window_show_message(
+                        types.ShowMessageParams(type=types.MessageType.Warning, message=refusal)
+                    )
+                path = None
         return EngineConfig(
-            path=self.cli_model_path or model.path,
+            path=path,
             template=model.template,
             n_ctx=model.context_size,
             threads=model.threads or default_threads(),
             n_batch=model.batch_size,
         )
+
+    def _workspace_model_refusal(self, path: str) -> str | None:
+        """Why a model file named by the workspace's own settings is not loaded, if it is not.
+
+        Workspace settings can come from the repository (``.vscode/settings.json``,
+        ``.dir-locals.el``): a model file inside a workspace folder, named there, could
+        be a stranger's. Such a file loads only from the user's own choice: the command
+        line or ``initializationOptions`` (the editor's user configuration).
+        """
+        if path in PRESETS or _setting(self._raw_workspace, "model", "path") != path:
+            return None
+        if _setting(self._raw_init, "model", "path") == path:
+            return None
+        resolved = Path(path).expanduser().resolve()
+        for folder in self.workspace_folders():
+            root = uri_path(folder)
+            if root is not None and resolved.is_relative_to(Path(root).resolve()):
+                return (
+                    f"fimls: not loading {resolved}: fimls.model.path names a file inside the "
+                    f"workspace {root} from the workspace's settings; give it in your user "
+                    "settings, initializationOptions or with --model. Using the default model."
+                )
+        return None
 
     def _load_model_if_changed(self) -> None:
         config = self.engine_config()
@@ -556,6 +592,12 @@ class FimLanguageServer(LanguageServer):
         self.window_log_message(
             types.LogMessageParams(type=types.MessageType.Error, message=f"fimls: {error}")
         )
+
+
+def _setting(raw: object, group: str, key: str) -> object:
+    """``raw[group][key]`` of a raw settings object, or None."""
+    section = raw.get(group) if isinstance(raw, dict) else None
+    return section.get(key) if isinstance(section, dict) else None
 
 
 async def _watch_parent(pid: int, interval: float = 3.0) -> None:

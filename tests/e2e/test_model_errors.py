@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -174,3 +175,38 @@ async def test_gguf_with_a_corrupt_header(launch: Launch, tmp_path: Path) -> Non
         dst.write(data)
     client = await launch(args=("--model", str(corrupt)))
     await assert_degraded(client, tmp_path, str(corrupt), "cannot load model")
+
+
+async def test_a_model_inside_the_workspace_named_by_workspace_settings_is_not_loaded(
+    launch: Launch, tmp_path: Path
+) -> None:
+    """A repository's own settings (.vscode/settings.json, .dir-locals.el) cannot make
+    fimls load a model file the repository carries; the same setting naming a file outside
+    the workspace is tried."""
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    planted = workspace / "planted.gguf"
+    planted.write_bytes(b"GGUF" + b"\0" * 64)
+    client = await launch(root_uri=workspace.as_uri())
+    assert (await client.wait_model())["state"] == "ready"
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fimls": {"model": {"path": str(planted)}}})
+    )
+    uri = doc_uri(tmp_path, "still.py")
+    client.open(uri, "def add(a, b):\n    return ")
+    assert (await client.inline(uri, 1, 11)).items
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert any("not loading" in w and str(planted) in w for w in warnings), client.messages
+    stats = await client.stats()
+    assert stats["state"] == "ready" and stats["model"]["embedded"] is True
+    # outside the workspace, the same setting is the user's to make: it is tried
+    outside = tmp_path / "outside.gguf"
+    outside.write_text("not weights")
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"fimls": {"model": {"path": str(outside)}}})
+    )
+    for _ in range(300):
+        if client.statuses[-1].get("state") == "error":
+            break
+        await asyncio.sleep(0.1)
+    await assert_degraded(client, tmp_path, str(outside), "not a GGUF")
