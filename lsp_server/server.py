@@ -90,6 +90,7 @@ class FimProtocol(LanguageServerProtocol):
 
     _server: FimLanguageServer
     _request_ids = itertools.count(1)
+    shutdown_id: Any = None  # the id of the client's ``shutdown`` request
 
     def send_request(
         self,
@@ -160,6 +161,8 @@ class FimProtocol(LanguageServerProtocol):
             return
         method = getattr(message, "method", None)
         is_request = method is not None and hasattr(message, "id")
+        if is_request and method == types.SHUTDOWN:
+            self.shutdown_id = message.id
         if is_request:
             if not isinstance(message.id, (int, str)) or isinstance(message.id, bool):
                 # LSP ids are integers or strings; no other value can be echoed back
@@ -329,11 +332,11 @@ class FimLanguageServer(LanguageServer):
 
     async def settle_requests(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every other pending request has been answered."""
-        current = self.protocol.msg_id
+        me: object = asyncio.current_task()  # this handler (pygls runs it under its own id)
         pending = [
             future
             for msg_id, future in list(self.protocol._request_futures.items())
-            if msg_id != current and not future.done()
+            if msg_id != self.protocol.shutdown_id and future is not me and not future.done()
         ]
         if pending:
             waits = [
