@@ -149,8 +149,12 @@ class ActionService:
                 result.prompt_tokens,
                 result.generated_tokens,
                 result.total_ms,
-                proposal.problem or "ok",
+                "rejected" if proposal.problem else "ok",
             )
+            if proposal.problem:  # it may quote the code: only at DEBUG
+                log.debug(
+                    "action %s attempt %d rejected: %s", target.kind, attempt, proposal.problem
+                )
             if proposal.problem is None:
                 return ActionOutcome(proposal, attempt, time.perf_counter() - started)
             reason = proposal.problem

@@ -116,6 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
         "`cache.*` feature (the server as it was before them: prefix reuse only)",
     )
     bench.add_argument("--output", type=Path, help="JSON report path")
+    bench.add_argument(
+        "--stress",
+        action="store_true",
+        help="load instead: type three documents at once, --requests inline requests in "
+        "--seconds, with cancellations; check that every request is answered exactly once "
+        "and report queue depth, latency and RSS drift (--settings, --model and --output "
+        "apply; exits 1 when a check fails)",
+    )
+    bench.add_argument(
+        "--requests", type=int, default=1000, help="--stress: inline requests (default 1000)"
+    )
+    bench.add_argument(
+        "--seconds", type=float, default=10.0, help="--stress: over this many seconds (default 10)"
+    )
     return parser
 
 
@@ -206,6 +220,8 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import asyncio
 
+    if args.stress:
+        return _stress(args)
     from lsp_server.measure.bench import DEFAULT_FILE, NO_CACHE, build_trace, run_bench
 
     path = args.file or DEFAULT_FILE
@@ -228,3 +244,22 @@ def _bench(args: argparse.Namespace) -> int:
     )
     print(table)
     return 0
+
+
+def _stress(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lsp_server.measure.stress import format_stress, run_stress, write_report
+
+    if args.requests < 1 or args.seconds <= 0:
+        print("fimls bench --stress: --requests and --seconds must be positive", file=sys.stderr)
+        return 2
+    result = asyncio.run(
+        run_stress(
+            args.requests, args.seconds, settings=load_settings(args.settings), model=args.model
+        )
+    )
+    if args.output is not None:
+        write_report(result, args.output)
+    print(format_stress(result))
+    return 0 if result.ok else 1

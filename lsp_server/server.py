@@ -197,7 +197,9 @@ class FimProtocol(LanguageServerProtocol):
         if isinstance(exc, JsonRpcException):
             # the handler's answer to bad input (or a cancellation): no traceback
             if not isinstance(exc, JsonRpcRequestCancelled):
-                log.warning("request %r answered with %d: %s", msg_id, exc.code, exc.message)
+                # the message may quote the document: its text only at DEBUG
+                log.info("request %r answered with error %d", msg_id, exc.code)
+                log.debug("request %r: %s", msg_id, exc.message)
             self._request_futures.pop(msg_id, None)
             self._send_response(msg_id, error=exc.to_response_error())
             return

@@ -4,8 +4,15 @@ All llama.cpp work happens on one thread, so the KV cache has one owner and a ne
 never starts while an old one still holds the context. A job gets a cancel flag; a newer
 job with the same key (the document URI) sets the older job's flag, and so does the
 cancellation of the asyncio task that awaits it. Jobs check the flag between prompt
-batches and after every generated token. Background jobs (warm-up, prefetch) yield to
-the user: any other job cancels every background job, queued or running.
+batches and after every generated token; a job cancelled before it started leaves the
+queue at once, so its request is answered without waiting for the jobs ahead of it.
+Background jobs (warm-up, prefetch) yield to the user: any other job cancels every
+background job, queued or running.
+
+The worker also keeps the deepest its queue has been, for ``fimls/stats``: the most jobs
+queued or running at once (cancelled ones included until they leave the thread), and the
+most of them still live (not cancelled). Latest-wins keeps the live ones few: one per
+key, and background work only while no user job arrives.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lsp_server.engine import Engine, EngineConfig, ModelInfo
 from lsp_server.errors import FimlsError
@@ -79,7 +86,12 @@ class ModelWorker:
         self._active: dict[str, threading.Event] = {}
         self._all: set[threading.Event] = set()
         self._background: set[threading.Event] = set()
+        self._queued: dict[threading.Event, Future[Any]] = {}  # its place in the queue
+        self._dropped: set[threading.Event] = set()  # taken out of the queue unstarted
         self._loads = 0
+        self._depth_lock = threading.Lock()
+        self._queued_max = 0  # most jobs queued or running at once
+        self._live_max = 0  # most of those not cancelled at once
         self.state = ModelState.UNLOADED
         self.message = ""
         self.info: ModelInfo | None = None
@@ -139,13 +151,14 @@ class ModelWorker:
             self._background.add(cancel)
         else:
             for event in list(self._background):
-                event.set()
+                self._cancel(event)
         if key is not None:
             previous = self._active.get(key)
             if previous is not None:
-                previous.set()
+                self._cancel(previous)
             self._active[key] = cancel
         self._all.add(cancel)
+        self._note_depth()
         if not background:
             self._foreground += 1
             if self._foreground == 1:
@@ -165,12 +178,19 @@ class ModelWorker:
                 if cancel.is_set() and elapsed > SLOW_CANCEL_MS:
                     log.info("job %s ran %.0f ms; it was cancelled", key, elapsed)
 
+        queued = self._executor.submit(work)
+        self._queued[cancel] = queued
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            result = await asyncio.wrap_future(queued)
         except asyncio.CancelledError:
             cancel.set()
+            if cancel in self._dropped:
+                # superseded before it started: answered now, not when the thread gets to it
+                raise JobCancelled() from None
             raise
         finally:
+            self._queued.pop(cancel, None)
+            self._dropped.discard(cancel)
             self._all.discard(cancel)
             self._background.discard(cancel)
             if not background:
@@ -183,15 +203,45 @@ class ModelWorker:
             raise JobCancelled()
         return result
 
+    def _note_depth(self) -> None:
+        """Update the queue maxima; the live count only grows when a job is added."""
+        queued = len(self._all)
+        live = sum(1 for event in self._all if not event.is_set())
+        with self._depth_lock:
+            self._queued_max = max(self._queued_max, queued)
+            self._live_max = max(self._live_max, live)
+
+    def queue_json(self) -> dict[str, int]:
+        """The queue now and at its deepest, as ``fimls/stats`` ``worker`` reports it.
+
+        ``queued``: jobs queued or running (cancelled ones until they leave the thread);
+        ``live``: those not cancelled; ``queuedMax`` and ``liveMax``: the most at once.
+        """
+        events = list(self._all)
+        with self._depth_lock:
+            return {
+                "queued": len(events),
+                "live": sum(1 for event in events if not event.is_set()),
+                "queuedMax": self._queued_max,
+                "liveMax": self._live_max,
+            }
+
     @property
     def idle(self) -> bool:
         """Whether no job is queued or running."""
         return not self._all
 
     def cancel_all(self) -> None:
-        """Set the cancel flag of every queued or running job."""
+        """Cancel every queued or running job."""
         for event in list(self._all):
-            event.set()
+            self._cancel(event)
+
+    def _cancel(self, event: threading.Event) -> None:
+        """Set a job's flag; one still queued leaves the queue at once."""
+        event.set()
+        queued = self._queued.get(event)
+        if queued is not None and queued.cancel():
+            self._dropped.add(event)
 
     def shutdown(self) -> None:
         """Cancel everything and stop accepting jobs (does not wait for the thread)."""

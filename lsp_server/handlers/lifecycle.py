@@ -72,7 +72,12 @@ def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
         "done": ls.indexer.done.is_set(),
         "seconds": round(ls.indexer.seconds, 2),
     }
-    return {**ls.status_json(), **ls.stats.to_json(), "index": index}
+    return {
+        **ls.status_json(),
+        **ls.stats.to_json(),
+        "index": index,
+        "worker": ls.worker.queue_json(),
+    }
 
 
 async def prompt(ls: FimLanguageServer, params: Any) -> dict[str, object]:

@@ -127,12 +127,25 @@ def indented_bodies(source: str) -> list[tuple[int, int]]:
 def build_trace(path: Path, functions: int, every: int) -> Trace:
     """Choose up to ``functions`` bodies spread over the file and the keys to retype them."""
     source = path.read_text(encoding="utf-8")
+    language = "python" if path.suffix == ".py" else path.suffix.lstrip(".")
+    try:
+        return trace_from_source(path.name, source, language, functions, every)
+    except _NoBodies:
+        raise ValueError(f"no function bodies of 3 to 25 lines in {path}") from None
+
+
+class _NoBodies(ValueError):
+    pass
+
+
+def trace_from_source(name: str, source: str, language: str, functions: int, every: int) -> Trace:
+    """The trace of ``source`` (bodies found with ``ast`` when ``language`` is python)."""
     lines = source.split("\n")
-    spans = python_bodies(source) if path.suffix == ".py" else indented_bodies(source)
+    spans = python_bodies(source) if language == "python" else indented_bodies(source)
     fit = [(a, b) for a, b in spans if 3 <= b - a <= 25 and sum(map(len, lines[a:b])) <= 1200]
     fit = [(a, b) for a, b in fit if not _overlaps(a, b, fit)]
     if not fit:
-        raise ValueError(f"no function bodies of 3 to 25 lines in {path}")
+        raise _NoBodies(f"no function bodies of 3 to 25 lines in {name}")
     step = max(1, len(fit) // max(functions, 1))
     chosen = fit[::step][:functions]
     removed = {i for a, b in chosen for i in range(a, b)}
@@ -154,8 +167,7 @@ def build_trace(path: Path, functions: int, every: int) -> Trace:
                 pause = n % every == 0
                 keys.append(Key(row, column, ch, pause, typed_text[done:]))
                 column += 1
-    language = "python" if path.suffix == ".py" else path.suffix.lstrip(".")
-    return Trace(path.name, language, document, tuple(keys), len(chosen))
+    return Trace(name, language, document, tuple(keys), len(chosen))
 
 
 def _overlaps(a: int, b: int, spans: list[tuple[int, int]]) -> bool:

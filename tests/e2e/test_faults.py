@@ -68,7 +68,7 @@ def threads(pid: int) -> int:
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
     started: list[RawServer] = []
 
-    async def run(**settings: Any) -> RawServer:
+    async def run(process_id: int | None = None, **settings: Any) -> RawServer:
         log = (tmp_path / f"server{len(started)}.log").open("wb")
         proc = await asyncio.create_subprocess_exec(
             *server_command("--stdio", "-v"),
@@ -84,7 +84,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         await server.call(
             "initialize",
             {
-                "processId": os.getpid(),
+                "processId": process_id or os.getpid(),
                 "rootUri": workspace.as_uri(),
                 "workspaceFolders": [{"uri": workspace.as_uri(), "name": "ws"}],
                 "capabilities": {
@@ -174,6 +174,19 @@ async def test_sigterm_while_busy_ends_the_server(start: Start, tmp_path: Path) 
     await busy(server, tmp_path)
     server.proc.send_signal(signal.SIGTERM)
     assert await server.wait_exit(10) != 0
+    assert await group_gone(server.pid)
+
+
+async def test_the_editor_process_gone_ends_the_server(start: Start, tmp_path: Path) -> None:
+    editor = subprocess.Popen(["sleep", "600"])
+    try:
+        server = await start(process_id=editor.pid, **BUSY_SETTINGS)
+        await busy(server, tmp_path)
+    finally:
+        editor.kill()
+        editor.wait()
+    # the watchdog looks every 3 s; the pipes stay open, as when an editor is killed hard
+    assert await server.wait_exit(15) == 1
     assert await group_gone(server.pid)
 
 

@@ -195,3 +195,42 @@ async def test_busy_spans_the_user_jobs_not_background_work() -> None:
 
 def _fails(engine: Any, cancel: threading.Event) -> str:
     raise ValueError("boom")
+
+
+async def test_queue_depth_counts_jobs_queued_or_running_and_the_live_ones() -> None:
+    worker = await ready_worker()
+    assert worker.queue_json() == {"queued": 0, "live": 0, "queuedMax": 0, "liveMax": 0}
+    seen: list[str] = []
+    blocker = asyncio.ensure_future(worker.run("other", wait_for_cancel(seen, "blocker", 0.3)))
+    await asyncio.sleep(0.02)
+    # three requests for one document queue up behind the blocker; each supersedes the last
+    queued = [
+        asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, f"q{i}", 0.05)))
+        for i in range(3)
+    ]
+    await asyncio.sleep(0.02)
+    # the superseded ones left the queue at once: answered while the blocker still runs
+    assert queued[0].done() and queued[1].done() and not blocker.done()
+    now = worker.queue_json()
+    assert (now["queued"], now["live"], now["liveMax"]) == (2, 2, 2)
+    assert 2 <= now["queuedMax"] <= 4
+    # a client cancel takes the job off the queue at once
+    queued[2].cancel()
+    await asyncio.sleep(0.02)
+    now = worker.queue_json()
+    assert (now["queued"], now["live"]) == (1, 1)
+    results = await asyncio.gather(blocker, *queued, return_exceptions=True)
+    assert results[0] == "blocker"
+    assert isinstance(results[1], JobCancelled) and isinstance(results[2], JobCancelled)
+    assert isinstance(results[3], asyncio.CancelledError)
+    # background work counts too, while it lasts
+    background = asyncio.ensure_future(
+        worker.run("prefetch", wait_for_cancel(seen, "prefetch", 0.2), background=True)
+    )
+    await asyncio.sleep(0.02)
+    assert await worker.run("doc", lambda engine, cancel: "user") == "user"
+    with pytest.raises(JobCancelled):
+        await background
+    final = worker.queue_json()
+    assert (final["queued"], final["live"], final["liveMax"]) == (0, 0, 2)
+    worker.shutdown()
