@@ -306,7 +306,8 @@ class Engine:
         else:
             assert config.path is not None
             path, embedded = model_store.check_user_model(config.path), False
-        memory.check_fits(path)
+        for warning in memory.check_fits(path):
+            log.warning("%s", warning)
         _init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0

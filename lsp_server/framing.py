@@ -11,8 +11,10 @@ frames out) and recovers from all of these:
 - a length above :data:`MAX_BODY_BYTES` is refused (the header is skipped, the stream
   scanned for the next one), and so is a line without a line break longer than
   :data:`MAX_HEADER_BYTES`: memory stays bounded whatever arrives;
-- a body that does not parse but holds a header (its length was too long, so it
-  swallowed the next frame) is given back from that header on (:meth:`resync`).
+- a body whose length was announced too long holds a whole message and then the start
+  of the next frame: the message is read and the rest given back (:meth:`give_back`); a
+  body that does not parse but holds a header is given back from that header on
+  (:meth:`resync`).
 
 :func:`parse_body` turns a body into a message, or into the error answer JSON-RPC
 prescribes: Parse error (-32700) for what is not JSON, Invalid Request (-32600) for JSON
@@ -33,6 +35,9 @@ MAX_BODY_BYTES = 128 * 1024 * 1024
 
 #: The longest header line kept while looking for its end.
 MAX_HEADER_BYTES = 64 * 1024
+
+#: How far into a broken body its id is looked for.
+ID_SCAN_CHARS = 64 * 1024
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -109,6 +114,10 @@ class FrameDecoder:
             del self._buffer[: end + 1]
             self._header_line(line, end + 1, pending)
 
+    def give_back(self, data: bytes) -> None:
+        """Read ``data`` again before what is buffered (bytes a frame took too many of)."""
+        self._buffer[:0] = data
+
     def resync(self, body: bytes) -> bool:
         """Give back a bad body's bytes from the first frame header inside it.
 
@@ -162,6 +171,8 @@ class BadMessage:
     msg_id: int | str | None
     code: int
     message: str
+    #: where a complete JSON value ends and extra data begins (a length announced too long)
+    extra_at: int | None = None
 
 
 def decode_text(body: bytes) -> tuple[str, bool]:
@@ -172,13 +183,43 @@ def decode_text(body: bytes) -> tuple[str, bool]:
         return body.decode("utf-8", errors="replace"), False
 
 
+_SURROGATE_ESCAPE = re.compile(
+    r"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+    r"|\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _pair_or_replace(match: re.Match[str]) -> str:
+    escape = match.group()
+    if escape == "\\\\" or len(escape) == 12:
+        return escape  # an escaped backslash, or a high and a low surrogate: a pair
+    return "\\ufffd"  # a lone surrogate
+
+
+def replace_lone_surrogates(text: str) -> str:
+    r"""JSON text with its escapes of unpaired surrogates (``\udfff``) made U+FFFD.
+
+    JSON may escape any code unit, but a lone surrogate is no character: Python would
+    keep it in a string that cannot be encoded (UTF-8 for the model, tree-sitter and the
+    reply). A client's text with one gets the replacement character there instead,
+    which counts one UTF-16 unit too, so positions do not move.
+    """
+    if "\\ud" not in text and "\\uD" not in text:
+        return text
+    return _SURROGATE_ESCAPE.sub(_pair_or_replace, text)
+
+
 def parse_body(text: str, object_hook: Callable[[dict[str, Any]], Any]) -> Any:
     """The message in ``text``, or a :class:`BadMessage` saying how to answer it."""
+    text = replace_lone_surrogates(text)
     try:
         message = json.loads(text, object_hook=object_hook)
     except RecursionError:
         return BadMessage(top_level_id(text), PARSE_ERROR, "JSON nested too deeply")
-    except ValueError as exc:  # JSONDecodeError
+    except json.JSONDecodeError as exc:
+        extra = exc.pos if exc.msg == "Extra data" else None
+        return BadMessage(top_level_id(text), PARSE_ERROR, f"invalid JSON: {exc}"[:300], extra)
+    except ValueError as exc:
         return BadMessage(top_level_id(text), PARSE_ERROR, f"invalid JSON: {exc}"[:300])
     # object_hook has turned every object into a message; what is left is not one
     if isinstance(message, list):
@@ -194,8 +235,11 @@ def top_level_id(text: str) -> int | str | None:
 
     Skips the values of other members by bracket counting (strings minded), so that a
     body nested too deeply, or cut short after its id, still says which request it was.
-    Returns None when there is no readable integer or string id at the top level.
+    Only the first :data:`ID_SCAN_CHARS` characters are read (the scan is Python, and an
+    id comes first or after small members). Returns None when there is no readable
+    integer or string id there.
     """
+    text = text[:ID_SCAN_CHARS]
     decoder = json.JSONDecoder()
     i = _skip_ws(text, 0)
     if i >= len(text) or text[i] != "{":

@@ -34,13 +34,13 @@ def configure(verbosity: int = 0, log_file: str | None = None) -> None:
     root.setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
     logging.getLogger("lsp_server").setLevel(_cli_level)
     rpc = logging.getLogger("pygls.protocol.json_rpc")
-    for old in [f for f in rpc.filters if isinstance(f, _Repeats)]:
+    for old in [f for f in rpc.filters if isinstance(f, _DropDeserializeTracebacks)]:
         rpc.removeFilter(old)
     if verbosity < 3:
-        rpc.addFilter(_Repeats())
+        rpc.addFilter(_DropDeserializeTracebacks())
 
 
-class _Repeats(logging.Filter):
+class _DropDeserializeTracebacks(logging.Filter):
     """Drop pygls' traceback of params that do not deserialize: fimls logs one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -132,14 +132,24 @@ class FimlsClient(LanguageClient):
         cmd: Sequence[str],
         env: dict[str, str] | None = None,
         stderr: IO[Any] | int | None = None,
+        *,
+        cwd: str | os.PathLike[str] | None = None,
+        inherit_env: bool = True,
     ) -> None:
-        """Start the server process and talk to it over its stdin/stdout."""
+        """Start the server process and talk to it over its stdin/stdout.
+
+        ``env`` is added to this process's environment, or with ``inherit_env=False`` is
+        the whole environment.
+        """
+        if env is not None and inherit_env:
+            env = {**os.environ, **env}
         server = await asyncio.create_subprocess_exec(
             *cmd,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, **env} if env else None,
+            env=env,
+            cwd=cwd,
         )
         assert server.stdin is not None and server.stdout is not None
         self.protocol.set_writer(server.stdin)

@@ -2,10 +2,11 @@
 
 A model is mapped from its file and read whole on every token: when its weights do not
 fit in memory the machine pages for each keystroke (or the process is killed), so a model
-larger than what is left is refused before loading, with the figures. The limits read are
-the ones that bind a process on Linux: the memory the kernel can still give
-(``MemAvailable``), the cgroup's ``memory.max`` (containers, systemd units), and the
-address-space limit (``ulimit -v``), which a mapped file counts against.
+larger than a hard limit is refused before loading, with the figures. The hard limits are
+the ones that bind a process on Linux: the machine's memory (``MemTotal``), the cgroup's
+``memory.max`` (containers, systemd units), and the address-space limit (``ulimit -v``),
+which a mapped file counts against. More than is free now (``MemAvailable``) only warns:
+the kernel can still reclaim caches or swap.
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ class Limit:
 
     available: int
     source: str
+    #: a hard limit refuses the model; a soft one (what is free now) only warns
+    hard: bool = True
 
 
-def meminfo_available(text: str) -> int | None:
-    """``MemAvailable`` from the text of /proc/meminfo, in bytes."""
+def meminfo(text: str, key: str = "MemAvailable") -> int | None:
+    """A field (``MemAvailable``, ``MemTotal``) of the text of /proc/meminfo, in bytes."""
     for line in text.splitlines():
-        if line.startswith("MemAvailable:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) * 1024
     return None
 
@@ -68,9 +71,13 @@ def address_space_available(soft_limit: int, vm_size: int) -> int | None:
 def limits() -> list[Limit]:
     """The limits that bind this process now (empty where none can be read)."""
     found: list[Limit] = []
-    available = meminfo_available(_read("/proc/meminfo"))
+    info = _read("/proc/meminfo")
+    total = meminfo(info, "MemTotal")
+    if total is not None:
+        found.append(Limit(total, "the machine's memory (MemTotal)"))
+    available = meminfo(info, "MemAvailable")
     if available is not None:
-        found.append(Limit(available, "available memory (MemAvailable)"))
+        found.append(Limit(available, "the memory free now (MemAvailable)", hard=False))
     group = _own_cgroup()
     if group is not None:
         v2 = (group / "memory.max").exists()
@@ -91,17 +98,26 @@ def limits() -> list[Limit]:
     return found
 
 
-def check_fits(path: Path, found: list[Limit] | None = None) -> None:
-    """Raise ModelError when the model file (plus working room) exceeds a limit."""
+def check_fits(path: Path, found: list[Limit] | None = None) -> list[str]:
+    """Raise ModelError when the model file (plus working room) exceeds a hard limit.
+
+    Returns warnings for the soft ones it exceeds (memory the kernel may still free by
+    reclaiming caches or swapping: the model loads, maybe slowly).
+    """
     size = path.stat().st_size
     need = size + OVERHEAD_BYTES
+    warnings = []
     for limit in limits() if found is None else found:
-        if need > limit.available:
-            raise ModelError(
-                f"model {path} needs about {_gib(need)} of memory ({_gib(size)} of weights), "
-                f"more than the {_gib(limit.available)} left under {limit.source}; "
-                "pick a smaller model (fimls.model.path) or free memory"
-            )
+        if need <= limit.available:
+            continue
+        text = (
+            f"model {path} needs about {_gib(need)} of memory ({_gib(size)} of weights), "
+            f"more than the {_gib(limit.available)} left under {limit.source}"
+        )
+        if limit.hard:
+            raise ModelError(f"{text}; pick a smaller model (fimls.model.path) or free memory")
+        warnings.append(f"{text}: it may be slow until memory is freed")
+    return warnings
 
 
 def _gib(n: int) -> str:

@@ -14,7 +14,6 @@ import itertools
 import logging
 import os
 import sys
-import threading
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -89,8 +88,21 @@ class FimProtocol(LanguageServerProtocol):
     """pygls' protocol, with the guarantees above."""
 
     _server: FimLanguageServer
-    _request_ids = itertools.count(1)
+    #: Ids of the server's own requests: numbers, far above the ones clients count up
+    #: from (pygls keeps both kinds in one table).
+    _request_ids = itertools.count(1_000_000_001)
     shutdown_id: Any = None  # the id of the client's ``shutdown`` request
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Ids of the client's requests not answered yet (what ``shutdown`` waits for).
+        self.incoming: set[Any] = set()
+
+    def _send_response(self, msg_id: Any, *args: Any, **kwargs: Any) -> None:
+        """Send an answer; the request is no longer pending."""
+        if isinstance(msg_id, (int, str)):
+            self.incoming.discard(msg_id)
+        super()._send_response(msg_id, *args, **kwargs)
 
     def send_request(
         self,
@@ -110,7 +122,12 @@ class FimProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         """Deserialize a message; a request with bad params becomes a marker to answer."""
-        if isinstance(data, dict) and "method" in data and "params" not in data:
+        if (
+            isinstance(data, dict)
+            and "jsonrpc" in data
+            and "method" in data
+            and "params" not in data
+        ):
             data = {**data, "params": None}  # optional in JSON-RPC; pygls' types require it
         try:
             return super().structure_message(data)
@@ -161,7 +178,7 @@ class FimProtocol(LanguageServerProtocol):
             return
         method = getattr(message, "method", None)
         is_request = method is not None and hasattr(message, "id")
-        if is_request and method == types.SHUTDOWN:
+        if is_request and method == types.SHUTDOWN and self.shutdown_id is None:
             self.shutdown_id = message.id
         if is_request:
             if not isinstance(message.id, (int, str)) or isinstance(message.id, bool):
@@ -178,9 +195,10 @@ class FimProtocol(LanguageServerProtocol):
                     message.id, JsonRpcServerNotInitialized("the server is not initialized")
                 )
                 return
-            if self._shutdown:
+            if self._shutdown or self.shutdown_id not in (None, message.id):
                 self._reply_error(message.id, JsonRpcInvalidRequest("the server is shutting down"))
                 return
+            self.incoming.add(message.id)
         elif method is not None and method != types.EXIT and not self._server.initialized:
             log.warning("dropping notification %s sent before initialize", method)
             return
@@ -188,7 +206,15 @@ class FimProtocol(LanguageServerProtocol):
 
     def _reply_error(self, msg_id: Any, error: JsonRpcException) -> None:
         if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-            msg_id = None
+            # pygls would leave the member out; JSON-RPC wants "id": null
+            self._send_data(
+                {
+                    "jsonrpc": self.VERSION,
+                    "id": None,
+                    "error": {"code": error.code, "message": error.message},
+                }
+            )
+            return
         self._send_response(msg_id, error=error.to_response_error())
 
     def _send_handler_result(self, future: Any, *, msg_id: Any) -> None:
@@ -276,6 +302,7 @@ class FimLanguageServer(LanguageServer):
         self._loaded_config: EngineConfig | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._refused_model: str | None = None
+        self._tasks: set[asyncio.Future[None]] = set()  # pulls of settings under way
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -312,13 +339,25 @@ class FimLanguageServer(LanguageServer):
         self._load_model_if_changed()
         self.start_indexing()
 
-    async def on_configuration_changed(self, pushed: object) -> None:
-        """Apply new settings (pushed, or pulled when the client sends none)."""
+    def on_configuration_changed(self, pushed: object) -> None:
+        """Apply new settings; pushed ones at once, before the next message is handled.
+
+        When the client pushes none, they are pulled from it in the background.
+        """
         raw = unwrap_section(pushed) if pushed not in (None, {}, []) else None
-        if raw is None:
-            raw = await self._pull_configuration()
-        if raw is None:
+        if raw is not None:
+            self._apply_workspace_settings(raw)
             return
+
+        async def pull() -> None:
+            pulled = await self._pull_configuration()
+            if pulled is not None:
+                self._apply_workspace_settings(pulled)
+
+        self._tasks.add(task := asyncio.ensure_future(pull()))
+        task.add_done_callback(self._tasks.discard)
+
+    def _apply_workspace_settings(self, raw: object) -> None:
         self._raw_workspace = raw
         settings, problems = parse_settings(merge(self._raw_init, raw))
         self.settings = settings
@@ -338,7 +377,10 @@ class FimLanguageServer(LanguageServer):
         pending = [
             future
             for msg_id, future in list(self.protocol._request_futures.items())
-            if msg_id != self.protocol.shutdown_id and future is not me and not future.done()
+            if msg_id in self.protocol.incoming
+            and msg_id != self.protocol.shutdown_id
+            and future is not me
+            and not future.done()
         ]
         if pending:
             waits = [
@@ -506,8 +548,8 @@ class FimLanguageServer(LanguageServer):
             if root is not None and resolved.is_relative_to(Path(root).resolve()):
                 return (
                     f"fimls: not loading {resolved}: fimls.model.path names a file inside the "
-                    f"workspace {root} from the workspace's settings; give it in your user "
-                    "settings, initializationOptions or with --model. Using the default model."
+                    f"workspace {root} from the workspace's settings; give it with --model or "
+                    "in initializationOptions. Using the default model."
                 )
         return None
 
@@ -638,7 +680,7 @@ def run_stdio(server: FimLanguageServer) -> None:
     server.protocol.set_writer(StdoutWriter(lsp_out))
     read = transport.stdin_reader(sys.stdin.buffer, server.thread_pool)
     try:
-        asyncio.run(transport.serve(read, server.protocol, threading.Event()))
+        asyncio.run(transport.serve(read, server.protocol))
     except (BrokenPipeError, ConnectionError) as exc:
         log.info("the client's pipe closed: %s", exc)
     _exit_after_disconnect(server)
@@ -659,13 +701,12 @@ def run_tcp(server: FimLanguageServer, host: str, port: int) -> None:
             log.info("client connected from %s", _peer(writer))
             server.protocol.set_writer(writer)
             try:
-                await transport.serve(transport.stream_reader(reader), server.protocol, stop)
+                await transport.serve(transport.stream_reader(reader), server.protocol)
             except ConnectionError as exc:
                 log.info("the connection closed: %s", exc)
             finally:
                 finished.set()
 
-        stop = threading.Event()
         listener = await asyncio.start_server(connection, host, port)
         addresses = ", ".join(str(sock.getsockname()) for sock in listener.sockets)
         log.info("listening on %s", addresses)

@@ -62,7 +62,7 @@ EXTENSIONS = {ext: LANGUAGE_IDS[language] for ext, language in LANGUAGES.items()
 
 def grammar_for(language_id: str, uri: str) -> str | None:
     """The grammar of a document, from its languageId or else its file extension."""
-    name = LANGUAGE_IDS.get(language_id.lower())
+    name = LANGUAGE_IDS.get((language_id or "").lower())
     if name is None:
         ext = posixpath.splitext(urlparse(uri).path)[1].lower()
         name = EXTENSIONS.get(ext)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -35,12 +34,10 @@ class MessageSink(Protocol):
         """Answer a request with a JSON-RPC error."""
 
 
-async def serve(
-    read: Callable[[], Awaitable[bytes]], sink: MessageSink, stop: threading.Event
-) -> None:
-    """Read until end of stream (or ``stop``), dispatching every message in order."""
+async def serve(read: Callable[[], Awaitable[bytes]], sink: MessageSink) -> None:
+    """Read until the end of the stream, dispatching every message in order."""
     decoder = FrameDecoder()
-    while not stop.is_set():
+    while True:
         data = await read()
         if not data:
             log.info("end of the input stream")
@@ -60,11 +57,18 @@ def dispatch(body: bytes, sink: MessageSink, decoder: FrameDecoder) -> None:
         log.warning("a message of %d bytes is not valid UTF-8; invalid bytes replaced", len(body))
     try:
         message = parse_body(text, sink.structure_message)
+        head = "" if not isinstance(message, BadMessage) else text[: message.extra_at or 0]
+        split = bool(head) and (valid or "\ufffd" not in head)  # its bytes known exactly
+        if split:
+            # a whole message, then bytes of the next frame: its length was too long
+            decoder.give_back(body[len(head.encode()) :])
+            log.warning("a frame's Content-Length was too long; reading on after its message")
+            message = parse_body(head, sink.structure_message)
     except Exception as exc:  # a notification or response that does not deserialize
         log.warning("dropping a message that does not deserialize: %s", _short(exc))
         return
     if isinstance(message, BadMessage):
-        if decoder.resync(body):
+        if not split and decoder.resync(body):
             log.warning("a frame's Content-Length was too long; reading on at the next frame")
         log.warning("answering %s: %s", message.code, message.message)
         sink.reply_error(message.msg_id, message.code, message.message)

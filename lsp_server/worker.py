@@ -7,7 +7,7 @@ cancellation of the asyncio task that awaits it. Jobs check the flag between pro
 batches and after every generated token; a job cancelled before it started leaves the
 queue at once, so its request is answered without waiting for the jobs ahead of it.
 Background jobs (warm-up, prefetch) yield to the user: any other job cancels every
-background job, queued or running.
+background job, queued or running, and a background job is not queued behind one.
 
 The worker also keeps the deepest its queue has been, for ``fimls/stats``: the most jobs
 queued or running at once (cancelled ones included until they leave the thread), and the
@@ -88,8 +88,8 @@ class ModelWorker:
         self._background: set[threading.Event] = set()
         self._queued: dict[threading.Event, Future[Any]] = {}  # its place in the queue
         self._dropped: set[threading.Event] = set()  # taken out of the queue unstarted
+        self._closed = False  # shut down: no more jobs
         self._loads = 0
-        self._depth_lock = threading.Lock()
         self._queued_max = 0  # most jobs queued or running at once
         self._live_max = 0  # most of those not cancelled at once
         self.state = ModelState.UNLOADED
@@ -144,8 +144,11 @@ class ModelWorker:
         A job that is not ``background`` cancels every background job first. Raises
         ModelNotReady, JobCancelled, or whatever the job raises.
         """
-        if not self.ready:
-            raise ModelNotReady(self.message)
+        if not self.ready or self._closed:
+            raise ModelNotReady("the server is shutting down" if self._closed else self.message)
+        if background and self._foreground:
+            # it would run after the user's job and replace the KV cache that job leaves
+            raise JobCancelled()
         cancel = threading.Event()
         if background:
             self._background.add(cancel)
@@ -178,13 +181,15 @@ class ModelWorker:
                 if cancel.is_set() and elapsed > SLOW_CANCEL_MS:
                     log.info("job %s ran %.0f ms; it was cancelled", key, elapsed)
 
-        queued = self._executor.submit(work)
-        self._queued[cancel] = queued
         try:
+            queued = self._executor.submit(work)
+            self._queued[cancel] = queued
             result = await asyncio.wrap_future(queued)
         except asyncio.CancelledError:
             cancel.set()
-            if cancel in self._dropped:
+            task = asyncio.current_task()
+            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+            if cancel in self._dropped and not (cancelling and cancelling()):
                 # superseded before it started: answered now, not when the thread gets to it
                 raise JobCancelled() from None
             raise
@@ -205,26 +210,23 @@ class ModelWorker:
 
     def _note_depth(self) -> None:
         """Update the queue maxima; the live count only grows when a job is added."""
-        queued = len(self._all)
         live = sum(1 for event in self._all if not event.is_set())
-        with self._depth_lock:
-            self._queued_max = max(self._queued_max, queued)
-            self._live_max = max(self._live_max, live)
+        self._queued_max = max(self._queued_max, len(self._all))
+        self._live_max = max(self._live_max, live)
 
     def queue_json(self) -> dict[str, int]:
         """The queue now and at its deepest, as ``fimls/stats`` ``worker`` reports it.
 
         ``queued``: jobs queued or running (cancelled ones until they leave the thread);
         ``live``: those not cancelled; ``queuedMax`` and ``liveMax``: the most at once.
+        Called on the event loop, as :meth:`run` is.
         """
-        events = list(self._all)
-        with self._depth_lock:
-            return {
-                "queued": len(events),
-                "live": sum(1 for event in events if not event.is_set()),
-                "queuedMax": self._queued_max,
-                "liveMax": self._live_max,
-            }
+        return {
+            "queued": len(self._all),
+            "live": sum(1 for event in self._all if not event.is_set()),
+            "queuedMax": self._queued_max,
+            "liveMax": self._live_max,
+        }
 
     @property
     def idle(self) -> bool:
@@ -245,6 +247,7 @@ class ModelWorker:
 
     def shutdown(self) -> None:
         """Cancel everything and stop accepting jobs (does not wait for the thread)."""
+        self._closed = True
         self.cancel_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
 

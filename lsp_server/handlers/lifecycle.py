@@ -46,11 +46,11 @@ async def shutdown(ls: FimLanguageServer, params: None) -> None:
     await ls.settle_requests(SETTLE_SECONDS)
 
 
-async def did_change_configuration(
+def did_change_configuration(
     ls: FimLanguageServer, params: types.DidChangeConfigurationParams
 ) -> None:
-    """Apply new settings; reload the model if a model setting changed."""
-    await ls.on_configuration_changed(params.settings)
+    """Apply new settings before the next message; reload the model if one changed."""
+    ls.on_configuration_changed(params.settings)
 
 
 def did_change_workspace_folders(

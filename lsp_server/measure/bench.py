@@ -251,7 +251,7 @@ async def replay(
         result.memory_answers = stats["cache"]["memoryExact"] + stats["cache"]["memoryTyped"]
         result.shifted_reuses = stats["cache"]["shiftedReuses"]
         result.phases_ms = stats["phasesMs"]
-        result.rss_mib = _rss_mib(client.process.pid)
+        result.rss_mib = rss_mib(client.process.pid)
     finally:
         result.seconds = time.perf_counter() - started
         await client.stop()
@@ -327,7 +327,8 @@ def _first_line(answer: Any) -> str:
     return str(text.split("\n", 1)[0])
 
 
-def _rss_mib(pid: int) -> float | None:
+def rss_mib(pid: int) -> float | None:
+    """The resident memory of a process, in MiB (None when it cannot be read)."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):

@@ -30,8 +30,9 @@ class RawServer:
 
     ``responses`` maps each answered id to its first answer (``arrived`` to the
     ``time.perf_counter()`` of its arrival); ``answered_twice`` holds any later answer to
-    the same id, ``without_id`` answers whose id is missing or null, ``notifications``
-    the server's notifications and ``server_requests`` its requests.
+    the same id, ``without_id`` answers whose id is null, ``missing_id`` those with no id
+    member at all, ``notifications`` the server's notifications and ``server_requests`` its
+    requests.
     """
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
@@ -41,6 +42,8 @@ class RawServer:
         self.notifications: list[dict[str, Any]] = []
         self.answered_twice: list[dict[str, Any]] = []
         self.without_id: list[dict[str, Any]] = []
+        #: responses with no ``id`` member at all (JSON-RPC wants ``"id": null`` there)
+        self.missing_id: list[dict[str, Any]] = []
         self.server_requests: list[dict[str, Any]] = []
         #: why the reader stopped before the end of the stream (a malformed frame)
         self.read_error: str | None = None
@@ -222,7 +225,9 @@ class RawServer:
             self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
         elif "method" in message:
             self.notifications.append(message)
-        elif message.get("id") is None:
+        elif "id" not in message:
+            self.missing_id.append(message)
+        elif message["id"] is None:
             self.without_id.append(message)
         elif message["id"] in self.responses:
             self.answered_twice.append(message)

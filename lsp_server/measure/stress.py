@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server.documents import TextDocument, index_to_column
-from lsp_server.measure.bench import DEFAULT_FILE, Trace, trace_from_source
+from lsp_server.measure.bench import DEFAULT_FILE, Trace, rss_mib, trace_from_source
 from lsp_server.measure.rawpeer import RawServer, Stderr
 from lsp_server.measure.stress_sources import GO, TYPESCRIPT
 from lsp_server.progress import ProgressBar
@@ -298,7 +298,7 @@ async def _drive(
     if warmup_keys:
         await _type(peer, typists, result, "warm-up", warmup_keys, interval, rng, cancel_share)
         await _drain(peer, result, "warm-up", drain_timeout)
-    result.rss_after_warmup = _rss_mib(peer.pid)
+    result.rss_after_warmup = rss_mib(peer.pid)
     bar = ProgressBar("stress") if progress else None
     started = time.perf_counter()
     await _type(
@@ -306,7 +306,7 @@ async def _drive(
     )
     result.send_seconds = time.perf_counter() - started
     result.drain_seconds = await _drain(peer, result, "measured", drain_timeout)
-    result.rss_end = _rss_mib(peer.pid)
+    result.rss_end = rss_mib(peer.pid)
     result.newest = [t.pending.id for t in typists if t.pending is not None]
 
     peer.open(FINAL_URI, FINAL_TEXT)
@@ -404,7 +404,7 @@ async def _drain(peer: RawServer, result: StressResult, phase: str, timeout: flo
 def _tally(peer: RawServer, result: StressResult) -> None:
     """Count what came back for every request sent."""
     result.answered_twice = len(peer.answered_twice)
-    result.without_id = len(peer.without_id)
+    result.without_id = len(peer.without_id) + len(peer.missing_id)
     result.unanswered = [s.id for s in result.sent if s.id not in peer.responses]
     for sent in result.sent:
         reply = peer.responses.get(sent.id)
@@ -442,20 +442,10 @@ def _first_text(answer: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
 async def _sample_rss(pid: int, samples: list[tuple[float, float]]) -> None:
     start = time.perf_counter()
     while True:
-        mib = _rss_mib(pid)
+        mib = rss_mib(pid)
         if mib is not None:
             samples.append((round(time.perf_counter() - start, 2), mib))
         await asyncio.sleep(RSS_INTERVAL)

@@ -11,7 +11,6 @@ the server still answers. At the end a normal completion must still work.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.rawlsp import RawServer
@@ -254,6 +253,7 @@ def broken(draw: st.DrawFn, ids: itertools.count[int]) -> Send:
                 "deep nesting",
                 "short length",
                 "long length",
+                "overrun into a header",
                 "swallowing length",
                 "bad length header",
                 "huge length",
@@ -314,13 +314,21 @@ def broken(draw: st.DrawFn, ids: itertools.count[int]) -> Send:
     if kind == "long length":
         extra = draw(st.binary(min_size=1, max_size=20).filter(lambda b: b.strip() != b""))
         data = b"Content-Length: %d\r\n\r\n" % (len(NOTE) + len(extra)) + NOTE + extra
-        return Send(data, null_errors=1, kind=kind)
+        # the message is read, the extra bytes are skipped
+        return Send(data, kind=kind)
+    if kind == "overrun into a header":
+        # the declared length runs into the next frame's header: reading goes on there
+        msg_id = next(ids)
+        following = frame(encode({"jsonrpc": "2.0", "id": msg_id, "method": "fimls/stats"}))
+        overrun = draw(st.integers(1, 30))
+        data = b"Content-Length: %d\r\n\r\n" % (len(NOTE) + overrun) + NOTE + following
+        return Send(data, msg_id, 0, kind)
     if kind == "swallowing length":
         # the declared length covers the next frame too: the server reads on from its header
         msg_id = next(ids)
         following = frame(encode({"jsonrpc": "2.0", "id": msg_id, "method": "fimls/stats"}))
         data = b"Content-Length: %d\r\n\r\n" % (len(NOTE) + len(following)) + NOTE + following
-        return Send(data, msg_id, 1, kind)
+        return Send(data, msg_id, 0, kind)
     if kind == "bad length header":
         header = draw(
             st.sampled_from(
@@ -391,6 +399,9 @@ IDS = itertools.count(1_000_000)
     derandomize=True,
     database=None,
     suppress_health_check=list(HealthCheck),
+    # no shrinking: a failing batch is reported as it was (shrinking would wait out the
+    # answer timeouts again and again)
+    phases=[Phase.explicit, Phase.generate],
 )
 @given(batch=messages(IDS))
 async def test_fuzzed_messages_are_each_answered_once(
@@ -409,7 +420,11 @@ async def test_fuzzed_messages_are_each_answered_once(
     assert "result" in answer, answer
     expected = [s.request_id for s in batch if s.request_id is not None]
     for msg_id in expected:
-        reply = await server.response(msg_id, 120)
+        try:
+            reply = await server.response(msg_id, 120)
+        except TimeoutError:
+            sent = next(s for s in batch if s.request_id == msg_id)
+            raise AssertionError(f"no answer to {sent.kind}: {sent.data[:600]!r}") from None
         assert ("result" in reply) != ("error" in reply), reply
         if "error" in reply:
             assert reply["error"]["code"] in KNOWN_CODES, reply
@@ -420,15 +435,16 @@ async def test_fuzzed_messages_are_each_answered_once(
     assert all(n["error"]["code"] in (-32700, -32600) for n in nulls), nulls
     TALLY.null_errors += len(nulls)
     assert server.answered_twice == [], server.answered_twice[:3]
+    assert server.missing_id == [], server.missing_id[:3]  # JSON-RPC wants "id": null
     assert server.proc.returncode is None, "the server died"
 
 
 async def test_after_the_fuzzing_a_completion_still_works(fuzzed: tuple[RawServer, Path]) -> None:
     server, log = fuzzed
+    if TALLY.messages == 0:
+        pytest.skip("the fuzzing test did not run (deselected)")
     assert TALLY.messages >= 3000, TALLY
     await still_completes(server)
-    unanswered = [i for i in server.responses if i is None]
-    assert not unanswered
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[text.index("Traceback") - 300 :][:4000]
     print(f"fuzz: {TALLY.messages} messages, {TALLY.requests} requests, kinds {TALLY.kinds}")
@@ -484,9 +500,12 @@ async def test_odd_request_ids(fuzzed: tuple[RawServer, Path], msg_id: Any) -> N
     server.send({"jsonrpc": "2.0", "id": msg_id, "method": "fimls/stats"})
     sentinel = await server.call("fimls/stats")
     assert "result" in sentinel
-    await asyncio.sleep(0.2)
     new = [k for k in server.responses if k not in seen and k != sentinel["id"]]
-    answers = len(new) + len(server.without_id) - before
-    assert answers == 1, (msg_id, new, server.without_id[before:])
+    nulls = server.without_id[before:]
+    assert server.missing_id == []
     if isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool):
-        assert new == [msg_id]
+        assert new == [msg_id] and nulls == []
+        assert "result" in server.responses[msg_id]
+    else:  # no id LSP allows: Invalid Request, with "id": null
+        assert new == [] and len(nulls) == 1, (new, nulls)
+        assert nulls[0]["error"]["code"] == -32600

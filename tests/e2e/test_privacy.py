@@ -161,6 +161,15 @@ async def test_no_network(session: SessionResult) -> None:
         assert calls == [], "\n".join(c.line[:300] for c in calls[:20])
 
 
+async def test_the_native_checks_ran(session: SessionResult) -> None:
+    """strace and the network namespace add checks of native code; say when they cannot."""
+    if session.syscalls is None:
+        pytest.skip("strace is missing or not permitted: only the Python audit hook checked")
+    if session.verbosity == "-v" and not session.netns:
+        pytest.skip("unshare -n is not permitted here: no network namespace")
+    assert session.syscalls, "strace recorded no system calls"
+
+
 async def test_writes_only_in_the_cache_and_the_log_file(session: SessionResult) -> None:
     layout = session.layout
 

@@ -25,11 +25,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pygls.io_ import run_async
 
 from lsp_server.lsp_client import FimlsClient, server_command
 from lsp_server.model_store import QWEN_05B
@@ -302,35 +301,7 @@ def fimls_command(*args: str) -> list[str]:
 
 
 class AuditedClient(FimlsClient):
-    """A FimlsClient that starts the server with exactly this environment and folder."""
-
-    async def start(  # type: ignore[override]
-        self,
-        cmd: Sequence[str],
-        env: dict[str, str] | None = None,
-        stderr: IO[Any] | int | None = None,
-        cwd: Path | None = None,
-    ) -> None:
-        server = await asyncio.create_subprocess_exec(
-            *cmd,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            cwd=cwd,
-        )
-        assert server.stdin is not None and server.stdout is not None
-        self.protocol.set_writer(server.stdin)
-        reader = asyncio.create_task(
-            run_async(
-                stop_event=self._stop_event,
-                reader=server.stdout,
-                protocol=self.protocol,
-                error_handler=self.report_server_error,
-            )
-        )
-        self._server = server
-        self._async_tasks.extend([reader, asyncio.create_task(self._server_exit())])
+    """A FimlsClient that can also write frames no typed client would send."""
 
     def send_raw(self, message: dict[str, Any] | bytes) -> None:
         """Write a frame by hand (params no typed client would send)."""
@@ -438,7 +409,9 @@ async def run_session(layout: Layout, verbosity: str, netns: Sequence[str] | Non
     session.command = command
     client = AuditedClient()
     with open(layout.stderr_file, "wb") as stderr:
-        await client.start(command, env=server_env(layout), stderr=stderr, cwd=layout.cwd)
+        await client.start(
+            command, env=server_env(layout), stderr=stderr, cwd=layout.cwd, inherit_env=False
+        )
     try:
         await _drive(client, layout, docs, session)
     finally:

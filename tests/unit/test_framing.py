@@ -19,6 +19,7 @@ from lsp_server.framing import (
     parse_body,
     top_level_id,
 )
+from lsp_server.transport import dispatch
 
 
 def frame(body: bytes) -> bytes:
@@ -149,3 +150,82 @@ def test_top_level_id_agrees_with_json(params: Any) -> None:
     text = json.dumps({"jsonrpc": "2.0", "params": params, "id": 42, "method": "m"})
     assert top_level_id(text) == 42
     assert top_level_id(text[: text.rindex('"id": 42') + 8]) == 42
+
+
+class Sink:
+    """Stands in for the protocol: records what the transport hands on or answers."""
+
+    def __init__(self) -> None:
+        self.handled: list[dict[str, Any]] = []
+        self.errors: list[tuple[Any, int]] = []
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        return data
+
+    def handle_message(self, message: Any) -> None:
+        self.handled.append(message)
+
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        self.errors.append((msg_id, code))
+
+
+def feed_all(data: bytes) -> Sink:
+    sink, decoder = Sink(), FrameDecoder()
+    decoder.feed(data)
+    for event in decoder.events():
+        if isinstance(event, Frame):
+            dispatch(event.body, sink, decoder)
+    return sink
+
+
+NOTE = b'{"jsonrpc": "2.0", "method": "n"}'
+REQUEST = b'{"jsonrpc": "2.0", "id": 2, "method": "m"}'
+
+
+@given(st.integers(1, len(frame(REQUEST)) - 1))
+def test_a_length_too_long_loses_neither_message(overrun: int) -> None:
+    data = b"Content-Length: %d\r\n\r\n" % (len(NOTE) + overrun) + NOTE + frame(REQUEST)
+    sink = feed_all(data)
+    assert sink.handled == [json.loads(NOTE), json.loads(REQUEST)]
+    assert sink.errors == []
+
+
+def test_a_length_too_short_costs_only_its_own_message() -> None:
+    sink = feed_all(b"Content-Length: 10\r\n\r\n" + NOTE + frame(REQUEST))
+    assert sink.handled == [json.loads(REQUEST)]
+    assert sink.errors == [(None, PARSE_ERROR)]
+
+
+def test_broken_request_is_answered_with_its_id() -> None:
+    sink = feed_all(frame(b'{"jsonrpc": "2.0", "id": 9, "method": "m", "params": [}'))
+    assert sink.errors == [(9, PARSE_ERROR)]
+
+
+def test_bytes_given_back_are_read_once() -> None:
+    # a scalar, then a whole frame, under one too-long length: the frame runs exactly once
+    inner = frame(REQUEST)
+    sink = feed_all(b"Content-Length: %d\r\n\r\n" % (2 + len(inner)) + b"1 " + inner)
+    assert sink.handled == [json.loads(REQUEST)]
+    assert sink.errors == [(None, INVALID_REQUEST)]
+
+
+def test_invalid_utf8_after_the_message_is_given_back_too() -> None:
+    data = b"Content-Length: %d\r\n\r\n" % (len(NOTE) + 2) + NOTE + b"\x80\xff" + frame(REQUEST)
+    sink = feed_all(data)
+    assert sink.handled == [json.loads(NOTE), json.loads(REQUEST)]
+
+
+def test_lone_surrogate_escapes_become_replacement_characters() -> None:
+    def hook(d: dict[str, Any]) -> dict[str, Any]:
+        return d
+
+    def text(escaped: str) -> str:
+        value = parse_body('{"t": "' + escaped + '"}', hook)["t"]
+        value.encode("utf-8")  # always encodable
+        return str(value)
+
+    assert text("a\\udfffb") == "a\ufffdb"
+    assert text("\\ud83d\\ude00") == "😀"  # a pair stays a pair
+    assert text("\\udc00\\udc00") == "\ufffd\ufffd"
+    assert text("\\ud800\\ud800\\udc00") == "\ufffd\U00010000"
+    assert text("\\\\udfff") == "\\udfff"  # an escaped backslash, then plain text

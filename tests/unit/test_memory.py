@@ -15,15 +15,16 @@ from lsp_server.memory import (
     cgroup_available,
     check_fits,
     limits,
-    meminfo_available,
+    meminfo,
 )
 
 MEMINFO = "MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   2048 kB\n"
 
 
 def test_meminfo() -> None:
-    assert meminfo_available(MEMINFO) == 2048 * 1024
-    assert meminfo_available("MemTotal: 1 kB\n") is None
+    assert meminfo(MEMINFO) == 2048 * 1024
+    assert meminfo(MEMINFO, "MemTotal") == 24000000 * 1024
+    assert meminfo("MemTotal: 1 kB\n") is None
 
 
 def test_cgroup_v2_and_v1() -> None:
@@ -45,7 +46,10 @@ def test_check_fits_names_the_figures_and_the_limit(tmp_path: Path) -> None:
     with model.open("wb") as fh:
         fh.truncate(3 * 2**30)
     room = 3 * 2**30 + OVERHEAD_BYTES
-    check_fits(model, [Limit(room, "a")])
+    assert check_fits(model, [Limit(room, "a")]) == []
+    # more than is free now only warns
+    warnings = check_fits(model, [Limit(room - 1, "the memory free now", hard=False)])
+    assert len(warnings) == 1 and "the memory free now" in warnings[0]
     with pytest.raises(ModelError) as err:
         check_fits(model, [Limit(room, "a"), Limit(room - 1, "the cgroup's memory limit")])
     message = str(err.value)
@@ -54,5 +58,6 @@ def test_check_fits_names_the_figures_and_the_limit(tmp_path: Path) -> None:
 
 def test_this_machine_has_a_memory_limit() -> None:
     found = limits()
-    assert any(limit.source.startswith("available memory") for limit in found)
+    assert any("MemTotal" in limit.source and limit.hard for limit in found)
+    assert any("MemAvailable" in limit.source and not limit.hard for limit in found)
     assert all(limit.available >= 0 for limit in found)

@@ -115,11 +115,8 @@ async def test_any_user_job_cancels_background_work_running_or_queued() -> None:
             await task
     assert seen == ["warm-up started", "warm-up cancelled"]  # the queued one never ran
     assert worker.idle
-    # background jobs do not cancel each other unless they share a key, nor user jobs
-    user = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "user", 0.1)))
-    await asyncio.sleep(0.02)
+    # once no user job is pending, background work runs again
     assert await worker.run("x", lambda engine, cancel: 1, background=True) == 1
-    assert await user == "user"
     worker.shutdown()
 
 
@@ -234,3 +231,25 @@ async def test_queue_depth_counts_jobs_queued_or_running_and_the_live_ones() -> 
     final = worker.queue_json()
     assert (final["queued"], final["live"], final["liveMax"]) == (0, 0, 2)
     worker.shutdown()
+
+
+async def test_background_work_is_not_queued_behind_a_user_job() -> None:
+    worker = await ready_worker()
+    seen: list[str] = []
+    user = asyncio.ensure_future(worker.run("doc", wait_for_cancel(seen, "user", 0.1)))
+    await asyncio.sleep(0)
+    with pytest.raises(JobCancelled):
+        await worker.run("fimls:warm-up", wait_for_cancel(seen, "warm-up"), background=True)
+    assert await user == "user"
+    assert seen == ["user started", "user finished"]
+    worker.shutdown()
+
+
+async def test_after_shutdown_no_job_is_taken_and_the_counters_stay_right() -> None:
+    busy: list[bool] = []
+    worker = ModelWorker([].append, loader=loader, on_busy=busy.append)
+    await worker.load(CONFIG)
+    worker.shutdown()
+    with pytest.raises(ModelNotReady):
+        await worker.run("doc", lambda engine, cancel: "never")
+    assert worker.idle and busy == []
