@@ -33,7 +33,14 @@ from lsp_server.actions import (
 )
 from lsp_server.config import Settings
 from lsp_server.documents import TextDocument
-from lsp_server.engine import ACTION_DOCUMENT, Engine, Generation, GenerationResult, Sampling
+from lsp_server.errors import EngineRequestError
+from lsp_server.generation import (
+    ACTION_DOCUMENT,
+    Generation,
+    GenerationResult,
+    ModelEngine,
+    Sampling,
+)
 from lsp_server.stats import Stats
 from lsp_server.worker import JobCancelled, ModelNotReady, ModelWorker
 from lsp_server.workspace import uri_path
@@ -163,7 +170,7 @@ class ActionService:
     async def _generate(
         self, system: str, user: str, target: Target, settings: Settings, sampling: Sampling
     ) -> GenerationResult:
-        def job(engine: Engine, cancel: threading.Event) -> GenerationResult:
+        def job(engine: ModelEngine, cancel: threading.Event) -> GenerationResult:
             try:
                 prompt = engine.chat_prompt(system, user)
             except ValueError as exc:
@@ -176,6 +183,19 @@ class ActionService:
                 )
             stops = engine.chat.stop
             enough = answer_stop(target.kind)
+            try:
+                return generate(engine, prompt, room, stops, enough, cancel)
+            except EngineRequestError as exc:
+                raise ActionError(f"the engine refused the request: {exc}") from None
+
+        def generate(
+            engine: ModelEngine,
+            prompt: list[int],
+            room: int,
+            stops: tuple[str, ...],
+            enough: Callable[[str], int | None],
+            cancel: threading.Event,
+        ) -> GenerationResult:
             return engine.generate(
                 Generation(
                     prompt=prompt,

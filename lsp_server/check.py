@@ -42,9 +42,13 @@ class CheckResult:
         return bool(self.suggestion.strip()) and self.exit_code == 0 and not self.error
 
 
-async def run_check(model: str | None = None, timeout: float = 600.0) -> CheckResult:
+async def run_check(
+    model: str | None = None, timeout: float = 600.0, engine: dict[str, str] | None = None
+) -> CheckResult:
     """Start ``fimls --stdio``, wait for the model, complete the sample twice, exit."""
-    args = ["--stdio"] + (["--model", model] if model else [])
+    from lsp_server.cli import server_args
+
+    args = ["--stdio"] + (["--model", model] if model else []) + server_args(engine or {})
     client = FimlsClient()
     result = CheckResult()
     started = time.perf_counter()
@@ -63,7 +67,7 @@ async def _exercise(
 ) -> None:
     # no background work, so that the figures are those of the three requests
     await client.handshake(initialization_options={"cache": {"prefetch": False, "warmup": False}})
-    status = await client.wait_model(timeout)
+    status = await client.wait_model(timeout, ("ready", "error", "unavailable"))
     result.ready_s = time.perf_counter() - started
     result.model = status.get("model")
     if status.get("state") != "ready":
@@ -94,12 +98,18 @@ async def _exercise(
     result.generations = (await client.stats())["recentGenerations"]
 
 
-def main(model: str | None = None) -> int:
+def main(model: str | None = None, engine: dict[str, str] | None = None) -> int:
     """Run the check and print a report; exit status 0 only for a non-empty completion."""
-    result = asyncio.run(run_check(model))
+    result = asyncio.run(run_check(model, engine=engine))
     m = result.model or {}
     out = sys.stdout
-    if m:
+    if m and m.get("engine", "local") != "local":
+        out.write(f"engine:     {m.get('engine')}: {m.get('description')}\n")
+        out.write(f"model:      {m.get('name')}\n")
+        reason = f", from {m['templateReason']}" if m.get("templateReason") else ""
+        out.write(f"template:   {m.get('template')} ({str(m.get('order')).upper()}{reason})\n")
+        out.write(f"context:    {m.get('contextSize')} tokens\n")
+    elif m:
         size = int(str(m.get("sizeBytes", 0))) / 2**20
         source = "embedded, sha256 verified" if m.get("embedded") else "--model"
         out.write(f"model:      {m.get('name')} ({m.get('description')})\n")

@@ -28,6 +28,21 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "default; qwen2.5-coder-1.5b with the qwen-1.5b extra)",
     )
     parser.add_argument(
+        "--engine",
+        choices=["local", "openai", "infill"],
+        default=default(None),
+        help="where the tokens come from: the in-process model (local, the default), an "
+        "inference server's /v1/completions (openai; the default with --engine-url) or "
+        "llama-server's /infill (infill)",
+    )
+    parser.add_argument(
+        "--engine-url",
+        metavar="URL",
+        default=default(None),
+        help="the inference server's base URL, e.g. http://gpu-box:8080 (its API key is "
+        "read from $FIMLS_API_KEY)",
+    )
+    parser.add_argument(
         "-v",
         "--verbose",
         action="count",
@@ -137,10 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     """Run the command line."""
     args = build_parser().parse_args(argv)
     logs.configure(args.verbose, args.log_file)
+    engine = engine_args(args)
     if args.command == "check":
         from lsp_server.check import main as check_main
 
-        sys.exit(check_main(args.model))
+        sys.exit(check_main(args.model, engine))
     if args.command == "eval":
         sys.exit(_eval(args))
     if args.command == "bench":
@@ -152,11 +168,28 @@ def main(argv: list[str] | None = None) -> None:
 
     from lsp_server.server import create_server, run_stdio, run_tcp
 
-    server = create_server(model_path=args.model)
+    server = create_server(model_path=args.model, engine=engine)
     if args.tcp:
         run_tcp(server, args.host, args.port)
     else:
         run_stdio(server)
+
+
+def engine_args(args: argparse.Namespace) -> dict[str, str]:
+    """``fimls.engine`` from ``--engine`` and ``--engine-url`` (a URL alone means openai)."""
+    engine: dict[str, str] = {}
+    if args.engine_url:
+        engine["url"] = args.engine_url
+        engine["kind"] = args.engine or "openai"
+    elif args.engine:
+        engine["kind"] = args.engine
+    return engine
+
+
+def server_args(engine: dict[str, str]) -> list[str]:
+    """The command-line options that give a server process the same engine."""
+    out = ["--engine", engine["kind"]] if "kind" in engine else []
+    return out + (["--engine-url", engine["url"]] if "url" in engine else [])
 
 
 def load_settings(value: str | None) -> dict[str, Any] | None:

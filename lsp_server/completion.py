@@ -28,7 +28,8 @@ from lsp_server.context import (
     plan_completion,
 )
 from lsp_server.documents import Cursor, TextDocument
-from lsp_server.engine import Engine, Generation, GenerationResult, Sampling
+from lsp_server.errors import EngineRequestError
+from lsp_server.generation import FimParts, Generation, GenerationResult, ModelEngine, Sampling
 from lsp_server.postprocess import (
     LINE_COMMENTS,
     comment_only,
@@ -93,10 +94,12 @@ class Prompt:
     block: tuple[int, int] | None = None
     #: the document line where the text after the FIM middle token starts
     middle_line: int = 0
+    #: the prompt as text parts, for an engine that renders the FIM prompt itself
+    parts: FimParts | None = None
 
 
 def build_prompt(
-    engine: Engine, plan: CompletionPlan, settings: Settings, middle_from: int | None = None
+    engine: ModelEngine, plan: CompletionPlan, settings: Settings, middle_from: int | None = None
 ) -> Prompt:
     """Render the prompt for a plan as token ids, within the engine's context.
 
@@ -160,7 +163,10 @@ def build_prompt(
     fim, prefix_end = template.fim_block(prefix_ids, suffix_ids)
     tokens = head + fim + middle_ids
     span = (len(head) + prefix_end, len(head) + len(fim)) if prefix_end >= 0 else None
-    return Prompt(tokens, span, windows.middle_line)
+    parts = None
+    if engine.wants_parts:  # the server lays out the files and trims the windows itself
+        parts = FimParts(prefix, windows.suffix, middle, tuple(files), plan.path or "untitled")
+    return Prompt(tokens, span, windows.middle_line, parts)
 
 
 def choose_pieces(
@@ -225,7 +231,7 @@ def comment_block(files: Sequence[tuple[str, str]], language_id: str) -> str:
 
 
 def generate(
-    engine: Engine,
+    engine: ModelEngine,
     cancel: threading.Event,
     plan: CompletionPlan,
     settings: Settings,
@@ -260,6 +266,7 @@ def generate(
             cancel=cancel,
             sampling=Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p),
             banned_first=banned_first,
+            parts=prompt.parts,
         )
     )
 
@@ -279,7 +286,7 @@ class Outcome:
 
 
 def complete(
-    engine: Engine,
+    engine: ModelEngine,
     cancel: threading.Event,
     plan: CompletionPlan,
     settings: Settings,
@@ -315,7 +322,7 @@ def complete(
         return Outcome(unprocessed(first.text, plan), (first,))
     baseline = check.errors() if check is not None else 0
     text, flaw, note = judge(first.text, plan, check, baseline)
-    if first.cancelled or flaw is None or not retry_worth(flaw, plan):
+    if first.cancelled or flaw is None or not retry_worth(flaw, plan) or not engine.can_ban:
         return Outcome(text if flaw in SOFT_FLAWS or flaw is None else None, (first,), note)
     generations = [first]
     banned: frozenset[int] = frozenset()
@@ -403,7 +410,7 @@ def unprocessed(text: str, plan: CompletionPlan) -> str | None:
     return text.replace("\n", plan.eol) if text.strip() else None
 
 
-def first_banned(engine: Engine, result: GenerationResult) -> frozenset[int]:
+def first_banned(engine: ModelEngine, result: GenerationResult) -> frozenset[int]:
     """The tokens a retry may not start with: the first one generated, or every end token."""
     return frozenset(result.tokens[:1]) if result.tokens else engine.end_ids
 
@@ -482,7 +489,7 @@ class CompletionService:
         queued = time.perf_counter()
         timing: list[float] = []
 
-        def job(engine: Engine, cancel: threading.Event) -> Outcome:
+        def job(engine: ModelEngine, cancel: threading.Event) -> Outcome:
             timing.append(time.perf_counter())
             record = self._stats.record_generation
             outcome = complete(
@@ -499,6 +506,10 @@ class CompletionService:
         except (JobCancelled, asyncio.CancelledError):
             self._record("cancelled", started)
             raise
+        except EngineRequestError as exc:  # the server refused this one request
+            self._record("error", started)
+            log.warning("completion id=%s: %s", request_id, exc)
+            return None
         except Exception:
             self._record("error", started)
             raise
@@ -576,7 +587,7 @@ class CompletionService:
         grammar = grammar_for(doc.language_id, doc.uri)
         check = self._check(doc, cursor, settings, grammar)
 
-        def job(engine: Engine, cancel: threading.Event) -> Outcome:
+        def job(engine: ModelEngine, cancel: threading.Event) -> Outcome:
             record = self._stats.record_generation
             middles = dict(self._middles)  # a guess: where the region starts stays as it was
             return complete(engine, cancel, plan, settings, check, record, doc.uri, True, middles)
@@ -618,7 +629,7 @@ class CompletionService:
         last = len(doc.lines) - 1
         plan = self.plan(doc, Cursor(last, len(doc.line_text(last))), settings)
 
-        def job(engine: Engine, cancel: threading.Event) -> None:
+        def job(engine: ModelEngine, cancel: threading.Event) -> None:
             prompt = build_prompt(engine, plan, settings)
             self._middles[doc.uri] = prompt.middle_line
             engine.prefill(
@@ -644,7 +655,7 @@ class CompletionService:
             self._spawn(self._forget(uri))
 
     async def _forget(self, uri: str) -> None:
-        def job(engine: Engine, cancel: threading.Event) -> None:
+        def job(engine: ModelEngine, cancel: threading.Event) -> None:
             engine.forget(uri)
 
         try:
@@ -695,7 +706,7 @@ class CompletionService:
         plan = self.plan(doc, cursor, settings)
         where = skipped_at(doc, cursor, settings, syntax)
 
-        def job(engine: Engine, cancel: threading.Event) -> dict[str, Any]:
+        def job(engine: ModelEngine, cancel: threading.Event) -> dict[str, Any]:
             middle_from = self._middles.get(doc.uri)
             tokens = build_prompt(engine, plan, settings, middle_from).tokens
             return {

@@ -21,12 +21,25 @@ Multiline = Literal["auto", "never"]
 Fallback = Literal["auto", "always", "never"]
 ContextFormat = Literal["repo", "comment"]
 SuffixScope = Literal["file", "definition"]
+EngineKind = Literal["local", "openai", "infill"]
 
 
 def _setting(
-    default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None
+    default: Any,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    pattern: tuple[str, str] | None = None,
+    quiet: bool = False,
 ) -> Any:
-    return field(default=default, metadata={"doc": doc, "min": minimum, "max": maximum})
+    """A setting's default and doc.
+
+    ``pattern`` is (regex, what it means) for strings; with ``quiet`` a refused value is
+    not repeated in the problem (it may be a secret).
+    """
+    meta = {"doc": doc, "min": minimum, "max": maximum, "pattern": pattern, "quiet": quiet}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +75,44 @@ class ModelSettings:
         "checked between batches.",
         minimum=16,
         maximum=4096,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    """Where the tokens come from: the in-process model, or an inference server."""
+
+    kind: EngineKind = _setting(
+        "local",
+        "`local`: the GGUF model in fimls's own process. `openai`: an inference server's "
+        "OpenAI-compatible `POST /v1/completions` (llama-server, vLLM, llama-cpp-python's "
+        "server, TGI, Ollama) with the FIM prompt fimls renders. `infill`: llama-server's "
+        "`POST /infill`, which lays out the prompt and the context files itself. Read only "
+        "from `initializationOptions` or `--engine-url`, never from workspace settings.",
+    )
+    url: str | None = _setting(None, "The inference server's base URL, e.g. `http://gpu-box:8080`.")
+    model: str | None = _setting(
+        None, "The model name to ask the server for; the first one it lists when unset."
+    )
+    api_key_env: str = _setting(
+        "FIMLS_API_KEY",
+        "The environment variable that holds the server's API key (sent as a bearer "
+        "token). The key itself is never read from settings nor written to logs.",
+        pattern=(r"[A-Za-z_][A-Za-z0-9_]{0,127}", "an environment variable name"),
+        quiet=True,  # a key pasted here by mistake must not reach a log
+    )
+    connect_timeout_ms: int = _setting(
+        3000, "Most milliseconds to open a connection.", minimum=100, maximum=120000
+    )
+    request_timeout_ms: int = _setting(
+        15000,
+        "Most milliseconds to wait for the first byte of an answer, and between its chunks.",
+        minimum=100,
+        maximum=600000,
+    )
+    tls_verify: bool = _setting(True, "Verify the server's TLS certificate (https).")
+    ca_file: str | None = _setting(
+        None, "A PEM file of CA certificates to verify the server with (an internal CA)."
     )
 
 
@@ -235,6 +286,7 @@ class Settings:
     """All fimls settings; every field has a default."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
@@ -244,6 +296,9 @@ class Settings:
 
 
 T = TypeVar("T")
+
+#: Keys of ``fimls.engine`` that would hold a secret: refused without echoing the value.
+SECRET_KEYS = frozenset({"apiKey", "api_key", "key", "token", "password", "authorization"})
 
 
 def camel(name: str) -> str:
@@ -323,6 +378,13 @@ def _parse(cls: type[T], raw: Mapping[str, object], path: str, problems: list[st
     for key, value in raw.items():
         where = f"{path}.{key}"
         f = fields.get(key) if isinstance(key, str) else None
+        if f is None and cls is EngineSettings and key in SECRET_KEYS:
+            # never echo it: it is a secret in the wrong place
+            problems.append(
+                f"{where}: not read; put the key in the environment variable named by "
+                f"{path}.apiKeyEnv"
+            )
+            continue
         if f is None:
             hint = difflib.get_close_matches(_camelize(str(key)), list(fields), n=1)
             suggestion = f" (did you mean {path}.{hint[0]}?)" if hint else ""
@@ -341,9 +403,9 @@ def _parse(cls: type[T], raw: Mapping[str, object], path: str, problems: list[st
         if ok:
             values[f.name] = converted
         else:
+            got = "a value that is not shown" if f.metadata["quiet"] else _describe(value)
             problems.append(
-                f"{where}: expected {expected}, got {_describe(value)}; "
-                f"using the default {_json(f.default)}"
+                f"{where}: expected {expected}, got {got}; using the default {_json(f.default)}"
             )
     return cls(**values)
 
@@ -375,6 +437,10 @@ def _convert(kind: Any, value: object, meta: Mapping[str, Any]) -> tuple[bool, A
         ok = ok and _within(value, lo, hi)
         return ok, float(value) if ok else value, f"a number{span}"  # type: ignore[arg-type]
     if kind is str:
+        pattern = meta.get("pattern")
+        if pattern is not None:
+            ok = isinstance(value, str) and re.fullmatch(pattern[0], value) is not None
+            return ok, value, pattern[1]
         return isinstance(value, str), value, "a string"
     raise TypeError(f"unsupported setting type {kind!r}")
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import llama_cpp
@@ -28,6 +28,14 @@ from lsp_server import memory, model_store
 from lsp_server.chat import ChatTemplate
 from lsp_server.context import TokenCounter
 from lsp_server.errors import ModelError
+from lsp_server.generation import (
+    ACTION_DOCUMENT,
+    EngineConfig,
+    Generation,
+    GenerationResult,
+    ModelInfo,
+    Sampling,
+)
 from lsp_server.prompts import (
     BoundTemplate,
     Detection,
@@ -41,117 +49,6 @@ from lsp_server.reuse import ReusePlan, common_prefix, plan_reuse
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("lsp_server.llama_cpp")
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """What to load and how; ``path`` None means the embedded default model."""
-
-    path: str | None
-    template: str | None
-    n_ctx: int
-    threads: int
-    n_batch: int
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What was loaded, for status messages, ``fimls check`` and ``fimls/stats``."""
-
-    name: str
-    description: str
-    path: str
-    size_bytes: int
-    embedded: bool
-    template: str
-    order: str
-    n_ctx: int
-    threads: int
-    load_seconds: float
-    template_reason: str = ""  # what the template was chosen from
-
-    def to_json(self) -> dict[str, object]:
-        """Return the camelCase JSON form sent to clients."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "path": self.path,
-            "sizeBytes": self.size_bytes,
-            "embedded": self.embedded,
-            "template": self.template,
-            "templateReason": self.template_reason,
-            "order": self.order,
-            "contextSize": self.n_ctx,
-            "threads": self.threads,
-            "loadSeconds": round(self.load_seconds, 3),
-        }
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Sampling parameters; temperature 0 is greedy."""
-
-    temperature: float = 0.0
-    top_k: int = 40
-    top_p: float = 0.9
-    seed: int = 0
-
-
-#: The document key of code actions: their KV state is not kept among the documents'.
-ACTION_DOCUMENT = "fimls:action"
-
-#: stop(text) -> None to go on, or the length of ``text`` to keep and stop.
-StopFn = Callable[[str], "int | None"]
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One generation request."""
-
-    prompt: Sequence[int]
-    max_tokens: int
-    stop: StopFn
-    cancel: threading.Event
-    sampling: Sampling = Sampling()
-    banned_first: frozenset[int] = frozenset()  # tokens the completion may not start with
-    #: [start, end) of the prompt's movable block (:mod:`lsp_server.reuse`), or None.
-    block: tuple[int, int] | None = None
-    shifted_reuse: bool = True  # whether the block's cells may be moved (an approximation)
-    #: The document the prompt is for: the engine keeps the KV state of recent ones.
-    document: str | None = None
-    documents: int = 0  # how many other documents' KV states to keep in memory
-    #: Once a line break was generated, stop after this many milliseconds of decoding and
-    #: keep the whole lines (0: no limit).
-    time_budget_ms: int = 0
-    #: Prompt tokens per llama.cpp batch (0: the context's batch size). Cancellation is
-    #: seen between batches: background work uses small ones to yield quickly.
-    chunk: int = 0
-    #: Give up, leaving the cache as it is, when more prompt tokens than this would have to
-    #: be evaluated (0: no limit): a prefetch must not replace the cache the user needs.
-    evaluate_limit: int = 0
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """The text generated and what it cost."""
-
-    text: str
-    stop_reason: str  # eog | stop | max-tokens | context-full | time | cancelled | skipped
-    prompt_tokens: int
-    reused_tokens: int
-    evaluated_tokens: int
-    generated_tokens: int
-    prompt_ms: float
-    first_token_ms: float
-    total_ms: float
-    tokens: tuple[int, ...] = ()  # the tokens of ``text`` as generated
-    shifted_tokens: int = 0  # of the reused tokens, those moved to a new position
-    restored: bool = False  # the document's saved KV state was loaded first
-
-    @property
-    def cancelled(self) -> bool:
-        """True when the request was cancelled before it finished."""
-        return self.stop_reason == "cancelled"
 
 
 @dataclass(frozen=True)
@@ -206,7 +103,8 @@ _BACKEND = threading.Lock()
 _backend_ready = False
 
 
-def _init_backend() -> None:
+def init_backend() -> None:
+    """Initialize llama.cpp's backend once per process."""
     global _backend_ready
     with _BACKEND:
         if not _backend_ready:
@@ -222,6 +120,31 @@ def _utf8_prefix(data: bytes) -> str:
         if exc.reason == "unexpected end of data":
             return data[: exc.start].decode("utf-8", "replace")
         return data.decode("utf-8", "replace")
+
+
+def ends_generation(vocab: llama_cpp.llama_vocab_p, stop_ids: frozenset[int], token: int) -> bool:
+    """Whether a token ends a generation: a stop token, end-of-generation or a control token."""
+    return (
+        token in stop_ids
+        or bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+        or bool(llama_cpp.llama_vocab_is_control(vocab, token))
+    )
+
+
+def vocab_end_ids(model: internals.LlamaModel, stop_ids: frozenset[int]) -> frozenset[int]:
+    """Every token of a vocabulary that ends a generation (0.2 s for 150k tokens)."""
+    vocab = model.vocab
+    return frozenset(t for t in range(model.n_vocab()) if ends_generation(vocab, stop_ids, t))
+
+
+def vocab_line_break_ids(model: internals.LlamaModel) -> frozenset[int]:
+    """Every token whose text starts with a line break, spaces before it included."""
+    found = set()
+    for t in range(model.n_vocab()):
+        piece = model.token_to_piece(t, special=False).lstrip(b" \t")
+        if piece[:1] in (b"\n", b"\r"):
+            found.add(t)
+    return frozenset(found)
 
 
 def choose_template(
@@ -308,7 +231,7 @@ class Engine:
             path, embedded = model_store.check_user_model(config.path), False
         for warning in memory.check_fits(path):
             log.warning("%s", warning)
-        _init_backend()
+        init_backend()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0
         _LOG.errors.clear()
@@ -359,6 +282,17 @@ class Engine:
             "loaded %s (%s) from %s in %.2f s", name, info.description, path, info.load_seconds
         )
         return cls(model, ctx, bound, info, config.n_batch, chat_template(model, template))
+
+    #: banned first tokens are honoured, and the prompt is given as token ids
+    can_ban = True
+    wants_parts = False
+
+    def check(self) -> None:
+        """The in-process model is always there once loaded."""
+
+    def stats_json(self) -> dict[str, object] | None:
+        """Nothing beyond what ``fimls/stats`` reports of every engine."""
+        return None
 
     def close(self) -> None:
         """Free the context and the model."""
@@ -681,24 +615,15 @@ class Engine:
     @functools.cached_property
     def end_ids(self) -> frozenset[int]:
         """Every token that ends a generation (stop, end-of-generation and control tokens)."""
-        return frozenset(t for t in range(self._n_vocab) if self._ends_generation(t))
+        return vocab_end_ids(self._model, self.template.stop_ids)
 
     @functools.cached_property
     def line_break_ids(self) -> frozenset[int]:
         """Every token whose text starts with a line break, spaces before it included."""
-        found = set()
-        for t in range(self._n_vocab):
-            piece = self._model.token_to_piece(t, special=False).lstrip(b" \t")
-            if piece[:1] in (b"\n", b"\r"):
-                found.add(t)
-        return frozenset(found)
+        return vocab_line_break_ids(self._model)
 
     def _ends_generation(self, token: int) -> bool:
-        return (
-            token in self.template.stop_ids
-            or bool(llama_cpp.llama_vocab_is_eog(self._vocab, token))
-            or bool(llama_cpp.llama_vocab_is_control(self._vocab, token))
-        )
+        return ends_generation(self._vocab, self.template.stop_ids, token)
 
     def _decode(self, tokens: Sequence[int], pos: int) -> None:
         self._decode_into(self._seq, tokens, pos)

@@ -13,6 +13,14 @@ class ModelError(FimlsError):
     """The model file cannot be obtained, verified or loaded."""
 
 
+class EngineUnavailable(FimlsError):
+    """The inference server cannot be reached or gives no usable answer now (it may come back)."""
+
+
+class EngineRequestError(FimlsError):
+    """The inference server refused one request (the others may still work)."""
+
+
 class TemplateError(FimlsError):
     """No usable FIM template for the loaded model."""
 

@@ -195,12 +195,14 @@ class FimlsClient(LanguageClient):
         self.init_result = result
         return result
 
-    async def wait_model(self, timeout: float = 300.0) -> dict[str, Any]:
-        """Wait until the model is ready or failed; return the last status."""
+    async def wait_model(
+        self, timeout: float = 300.0, states: tuple[str, ...] = ("ready", "error")
+    ) -> dict[str, Any]:
+        """Wait until the model's state is one of ``states``; return the last status."""
 
         async def settled() -> dict[str, Any]:
             while True:
-                if self.statuses and self.statuses[-1].get("state") in ("ready", "error"):
+                if self.statuses and self.statuses[-1].get("state") in states:
                     return self.statuses[-1]
                 self._status_changed.clear()
                 await self._status_changed.wait()

@@ -427,7 +427,7 @@ class BoundTemplate:
 
         In prefix-suffix-middle order, what follows the prefix (suffix and markers) does
         not change when the user edits the prefix: the engine can keep it in the KV cache
-        and shift it (:class:`lsp_server.engine.Generation` ``block``).
+        and shift it (:class:`lsp_server.generation.Generation` ``block``).
         """
         tokens, ends = self.patterns["fim"].render_spans(prefix=prefix, suffix=suffix)
         return tokens, ends["prefix"] if ends["prefix"] < ends["suffix"] else -1

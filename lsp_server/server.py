@@ -49,7 +49,7 @@ from lsp_server.crossfile import (
     pick_definitions,
 )
 from lsp_server.documents import Cursor, DocumentStore, TextDocument
-from lsp_server.engine import EngineConfig
+from lsp_server.generation import EngineConfig, RemoteConfig
 from lsp_server.model_store import PRESETS
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
@@ -276,9 +276,11 @@ class FimLanguageServer(LanguageServer):
 
     protocol: FimProtocol
 
-    def __init__(self, model_path: str | None = None) -> None:
+    def __init__(self, model_path: str | None = None, engine: dict[str, str] | None = None) -> None:
         super().__init__(name="fimls", version=__version__, protocol_cls=FimProtocol)
         self.cli_model_path = model_path
+        #: ``fimls.engine`` from the command line (``--engine``, ``--engine-url``)
+        self.cli_engine = dict(engine or {})
         self.initialized = False
         self.documents = DocumentStore()
         self.syntax: dict[str, DocumentSyntax] = {}
@@ -302,6 +304,8 @@ class FimLanguageServer(LanguageServer):
         self._loaded_config: EngineConfig | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._refused_model: str | None = None
+        self._refused_engine = False
+        self._engine_down = False  # an outage of the inference server was reported
         self._tasks: set[asyncio.Future[None]] = set()  # pulls of settings under way
 
     # -- lifecycle ------------------------------------------------------------------
@@ -528,6 +532,49 @@ class FimLanguageServer(LanguageServer):
             n_ctx=model.context_size,
             threads=model.threads or default_threads(),
             n_batch=model.batch_size,
+            remote=self.remote_config(),
+        )
+
+    def remote_config(self) -> RemoteConfig | None:
+        """The inference server to use, or None for the in-process model.
+
+        ``fimls.engine`` is read from the command line and ``initializationOptions``
+        only: a repository's settings (``.vscode/settings.json``, ``.dir-locals.el``)
+        must not send the user's code, and the API key, to a server of its choosing.
+        """
+        own = merge(_section(self._raw_init, "engine"), self.cli_engine or None)
+        engine = parse_settings({"engine": own})[0].engine
+        workspace = _section(self._raw_workspace, "engine")
+        if workspace is not None:
+            asked = parse_settings({"engine": merge(own, workspace)})[0].engine
+            if asked != engine and not self._refused_engine:
+                self._refused_engine = True
+                text = (
+                    "fimls: fimls.engine from the workspace's settings is not used: a "
+                    "repository could send your code elsewhere. Set it in "
+                    "initializationOptions (the editor's user configuration) or with "
+                    "--engine-url."
+                )
+                log.warning("%s", text)
+                self.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Warning, message=text)
+                )
+        if engine.kind == "local":
+            return None
+        if not engine.url:
+            self._report_problems(
+                [f"fimls.engine.kind is {engine.kind}: fimls.engine.url is unset"]
+            )
+            return None
+        return RemoteConfig(
+            kind=engine.kind,
+            url=engine.url,
+            model=engine.model,
+            api_key_env=engine.api_key_env,
+            connect_timeout_ms=engine.connect_timeout_ms,
+            request_timeout_ms=engine.request_timeout_ms,
+            tls_verify=engine.tls_verify,
+            ca_file=engine.ca_file,
         )
 
     def _workspace_model_refusal(self, path: str) -> str | None:
@@ -562,8 +609,28 @@ class FimLanguageServer(LanguageServer):
 
     def _on_model_state(self, change: StateChange) -> None:
         """Tell the user about the model; ``fimls/status`` goes last, once all is said."""
-        self.completions.model_changed()
-        if change.state is ModelState.ERROR:
+        if not change.same_engine:
+            self.completions.model_changed()
+        if change.state is ModelState.UNAVAILABLE:
+            log.warning("%s", change.message)
+            if not self._engine_down:  # once per outage; the status line follows the rest
+                self._engine_down = True
+                self.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Warning,
+                        message=f"fimls: {change.message}. Completions resume by themselves "
+                        "when the engine answers.",
+                    )
+                )
+        elif change.state is ModelState.READY and change.same_engine:
+            self._engine_down = False
+            where = change.info.path if change.info else "the engine"
+            text = f"fimls: {where} answers again"
+            log.warning("%s", text)
+            self.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Info, message=text)
+            )
+        elif change.state is ModelState.ERROR:
             log.error("%s", change.message)
             self.window_show_message(
                 types.ShowMessageParams(
@@ -572,6 +639,7 @@ class FimLanguageServer(LanguageServer):
                 )
             )
         elif change.state is ModelState.READY and change.info is not None:
+            self._engine_down = False
             i = change.info
             text = (
                 f"fimls: model ready: {i.name} ({i.description}), template {i.template}, "
@@ -592,8 +660,9 @@ class FimLanguageServer(LanguageServer):
     def status_json(self) -> dict[str, object]:
         """The current model state as sent in ``fimls/status``.
 
-        ``state`` is the model's (unloaded, loading, ready, error), or ``busy`` while a
-        completion or code action runs on a loaded model.
+        ``state`` is the model's (unloaded, loading, ready, error, unavailable: an
+        inference server that does not answer now), or ``busy`` while a completion or
+        code action runs on a loaded model.
         """
         info = self.worker.info.to_json() if self.worker.info else None
         state, message = self.worker.state.value, self.worker.message
@@ -643,8 +712,14 @@ class FimLanguageServer(LanguageServer):
 
 def _setting(raw: object, group: str, key: str) -> object:
     """``raw[group][key]`` of a raw settings object, or None."""
+    section = _section(raw, group)
+    return section.get(key) if section is not None else None
+
+
+def _section(raw: object, group: str) -> dict[str, Any] | None:
+    """``raw[group]`` of a raw settings object when it is an object, else None."""
     section = raw.get(group) if isinstance(raw, dict) else None
-    return section.get(key) if isinstance(section, dict) else None
+    return section if isinstance(section, dict) else None
 
 
 async def _watch_parent(pid: int, interval: float = 3.0) -> None:
@@ -729,10 +804,12 @@ def _exit_after_disconnect(server: FimLanguageServer) -> None:
     os._exit(0 if server.protocol._shutdown else 1)
 
 
-def create_server(model_path: str | None = None) -> FimLanguageServer:
+def create_server(
+    model_path: str | None = None, engine: dict[str, str] | None = None
+) -> FimLanguageServer:
     """Build a server with every handler registered."""
     from lsp_server.handlers import register_all
 
-    ls = FimLanguageServer(model_path)
+    ls = FimLanguageServer(model_path, engine)
     register_all(ls)
     return ls

@@ -13,7 +13,7 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from lsp_server.engine import GenerationResult
+from lsp_server.generation import GenerationResult
 
 RECENT = 1000
 

@@ -9,6 +9,12 @@ queue at once, so its request is answered without waiting for the jobs ahead of 
 Background jobs (warm-up, prefetch) yield to the user: any other job cancels every
 background job, queued or running, and a background job is not queued behind one.
 
+An inference server (:mod:`lsp_server.remote`) can go away and come back. When it cannot
+be reached at load, or a job finds it gone (the engine raises EngineUnavailable), the
+state becomes ``unavailable``: requests are answered at once without a job, and the
+worker tries the server again after a growing delay (0.5 s doubling up to 15 s), on the
+worker thread, until it answers; then the state is ``ready`` again.
+
 The worker also keeps the deepest its queue has been, for ``fimls/stats``: the most jobs
 queued or running at once (cancelled ones included until they leave the thread), and the
 most of them still live (not cancelled). Latest-wins keeps the live ones few: one per
@@ -20,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +34,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from lsp_server.engine import Engine, EngineConfig, ModelInfo
-from lsp_server.errors import FimlsError
+from lsp_server.engine import Engine
+from lsp_server.errors import EngineUnavailable, FimlsError
+from lsp_server.generation import EngineConfig, ModelEngine, ModelInfo
 from lsp_server.model_store import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -39,7 +47,40 @@ T = TypeVar("T")
 SLOW_CANCEL_MS = 150
 
 #: A job: runs on the worker thread with the engine and its cancel flag.
-Job = Callable[[Engine, threading.Event], T]
+Job = Callable[[ModelEngine, threading.Event], T]
+
+#: Loads an engine (on the worker thread): the configuration, and a progress callback.
+Loader = Callable[[EngineConfig, "ProgressFn | None"], ModelEngine]
+
+
+def load_engine(config: EngineConfig, progress: ProgressFn | None = None) -> ModelEngine:
+    """The engine a configuration asks for: the in-process model or an inference server."""
+    if config.remote is not None:
+        from lsp_server.remote import RemoteEngine
+
+        return RemoteEngine.connect(config)
+    return Engine.load(config, progress)
+
+
+class Backoff:
+    """Delays between tries of a server that does not answer: doubling, capped, jittered."""
+
+    def __init__(
+        self, first: float = 0.5, cap: float = 15.0, jitter: float = 0.1, seed: int | None = None
+    ) -> None:
+        self.first, self.cap, self.jitter = first, cap, jitter
+        self._tries = 0
+        self._random = random.Random(seed)
+
+    def next(self) -> float:
+        """The delay before the next try (each one doubles the last, up to the cap)."""
+        base = min(self.cap, self.first * float(2 ** min(self._tries, 30)))
+        self._tries += 1
+        return base * (1 + self._random.uniform(-self.jitter, self.jitter))
+
+    def reset(self) -> None:
+        """The server answered: start again from the first delay."""
+        self._tries = 0
 
 
 class ModelState(str, enum.Enum):
@@ -49,6 +90,8 @@ class ModelState(str, enum.Enum):
     LOADING = "loading"
     READY = "ready"
     ERROR = "error"
+    #: an inference server that does not answer now: tried again until it does
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -58,6 +101,8 @@ class StateChange:
     state: ModelState
     message: str
     info: ModelInfo | None
+    #: the engine is the one already loaded (a server that went away or came back)
+    same_engine: bool = False
 
 
 class JobCancelled(Exception):
@@ -69,20 +114,24 @@ class ModelNotReady(Exception):
 
 
 class ModelWorker:
-    """Owns the Engine and the one thread that touches it."""
+    """Owns the engine and the one thread that touches it."""
 
     def __init__(
         self,
         on_state: Callable[[StateChange], None],
-        loader: Callable[[EngineConfig, ProgressFn | None], Engine] = Engine.load,
+        loader: Loader = load_engine,
         on_busy: Callable[[bool], None] | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fimls-model")
         self._on_state = on_state
         self._on_busy = on_busy
         self._foreground = 0  # jobs queued or running that the user waits for
         self._loader = loader
-        self._engine: Engine | None = None
+        self._engine: ModelEngine | None = None
+        self._backoff = backoff or Backoff()
+        self._retry: asyncio.TimerHandle | None = None  # the next try of a server
+        self._recovering: asyncio.Task[None] | None = None
         self._active: dict[str, threading.Event] = {}
         self._all: set[threading.Event] = set()
         self._background: set[threading.Event] = set()
@@ -105,10 +154,16 @@ class ModelWorker:
         self, config: EngineConfig, progress: ProgressFn | None = None
     ) -> asyncio.Future[None]:
         """Start loading a model in the background; a later load supersedes this one."""
-        loop = asyncio.get_running_loop()
         self._loads += 1
-        ticket = self._loads
+        self._backoff.reset()
+        self._stop_retrying()
         self._set(StateChange(ModelState.LOADING, f"loading {_describe(config)}", None))
+        return self._start_load(config, progress, self._loads)
+
+    def _start_load(
+        self, config: EngineConfig, progress: ProgressFn | None, ticket: int
+    ) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
 
         def work() -> StateChange:
             if ticket != self._loads:  # superseded before it started
@@ -117,6 +172,8 @@ class ModelWorker:
             try:
                 engine = self._loader(config, progress)
                 engine.warm()  # before the first request, not during it
+            except EngineUnavailable as exc:
+                return StateChange(ModelState.UNAVAILABLE, str(exc), None)
             except FimlsError as exc:
                 return StateChange(ModelState.ERROR, str(exc), None)
             except Exception as exc:  # a bug or a llama.cpp failure: keep serving
@@ -126,17 +183,79 @@ class ModelWorker:
             return StateChange(ModelState.READY, f"ready: {engine.info.name}", engine.info)
 
         def done(fut: asyncio.Future[StateChange]) -> None:
-            if fut.cancelled() or ticket != self._loads:
+            if fut.cancelled() or ticket != self._loads or self._closed:
                 return
             exc = fut.exception()
             if exc is not None:
                 self._set(StateChange(ModelState.ERROR, f"model load failed: {exc}", None))
-            else:
-                self._set(fut.result())
+                return
+            change = fut.result()
+            if change.state is ModelState.UNAVAILABLE:
+                delay = self._backoff.next()
+                message = f"{change.message}; trying again in {delay:.1f} s"
+                self._set(StateChange(ModelState.UNAVAILABLE, message, None))
+                self._retry = loop.call_later(
+                    delay, lambda: self._start_load(config, progress, ticket)
+                )
+                return
+            self._backoff.reset()
+            self._set(change)
 
         fut = loop.run_in_executor(self._executor, work)
         fut.add_done_callback(done)
         return asyncio.ensure_future(_ignore_result(fut))
+
+    def _lost(self, why: str) -> None:
+        """A job found the server gone: ``unavailable`` until a probe gets an answer."""
+        if self.state is not ModelState.READY or self._closed:
+            return
+        info = self.info
+        self._set(StateChange(ModelState.UNAVAILABLE, why, info, same_engine=True))
+        self._recovering = asyncio.ensure_future(self._recover(self._loads, info))
+
+    async def _recover(self, ticket: int, info: ModelInfo | None) -> None:
+        """Probe the server after growing delays until it answers, then be ``ready``."""
+        loop = asyncio.get_running_loop()
+        while ticket == self._loads and not self._closed:
+            delay = self._backoff.next()
+            await asyncio.sleep(delay)
+            engine = self._engine
+            if ticket != self._loads or self._closed or engine is None:
+                return
+            try:
+                await loop.run_in_executor(self._executor, engine.check)
+            except EngineUnavailable as exc:
+                log.info("engine still unavailable: %s", exc)
+                self._set(
+                    StateChange(
+                        ModelState.UNAVAILABLE,
+                        f"{exc}; trying again in {min(delay * 2, self._backoff.cap):.1f} s",
+                        info,
+                        same_engine=True,
+                    )
+                )
+                continue
+            except Exception:  # noqa: BLE001 - a bug in a probe must not end the retries
+                log.exception("engine probe failed")
+                continue
+            if ticket == self._loads and not self._closed:
+                self._backoff.reset()
+                name = info.name if info else "engine"
+                self._set(StateChange(ModelState.READY, f"ready: {name}", info, same_engine=True))
+            return
+
+    def _stop_retrying(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._recovering is not None:
+            self._recovering.cancel()
+            self._recovering = None
+
+    def engine_stats(self) -> dict[str, object] | None:
+        """What the engine counts of itself (an inference server's latency and errors)."""
+        engine = self._engine
+        return engine.stats_json() if engine is not None else None
 
     async def run(self, key: str | None, job: Job[T], *, background: bool = False) -> T:
         """Run a job on the worker thread; a newer job with the same key cancels it.
@@ -185,6 +304,9 @@ class ModelWorker:
             queued = self._executor.submit(work)
             self._queued[cancel] = queued
             result = await asyncio.wrap_future(queued)
+        except EngineUnavailable as exc:
+            self._lost(str(exc))
+            raise ModelNotReady(str(exc)) from None
         except asyncio.CancelledError:
             cancel.set()
             task = asyncio.current_task()
@@ -248,11 +370,13 @@ class ModelWorker:
     def shutdown(self) -> None:
         """Cancel everything and stop accepting jobs (does not wait for the thread)."""
         self._closed = True
+        self._stop_retrying()
         self.cancel_all()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel jobs, then free the model on the worker thread (waits up to ``timeout``)."""
+        self._stop_retrying()
         self.cancel_all()
         fut = self._executor.submit(self._close_engine)
         try:
@@ -290,4 +414,6 @@ async def _ignore_result(fut: asyncio.Future[StateChange]) -> None:
 
 
 def _describe(config: EngineConfig) -> str:
+    if config.remote is not None:
+        return f"{config.remote.kind} engine at {config.remote.url}"
     return config.path or "the embedded model"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from lsp_server.lsp_client import FimlsClient, server_command
+from tests.engines import EngineProcess
 
 MODEL_TIMEOUT = 600.0
 
@@ -50,6 +51,28 @@ async def _start(
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FimlsClient]:
     """One server with the embedded model, ready, shared by the tests that only read."""
     client = await _start(tmp_path_factory.mktemp("logs"), "session")
+    status = await client.wait_model(MODEL_TIMEOUT)
+    assert status["state"] == "ready", status
+    yield client
+    assert await client.stop() == 0
+
+
+@pytest.fixture(scope="session")
+def inference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """A real inference server on loopback: llama-cpp-python's, with the embedded model."""
+    process = EngineProcess(tmp_path_factory.mktemp("engine") / "engine.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+async def remote_server(
+    tmp_path_factory: pytest.TempPathFactory, inference_server: EngineProcess
+) -> AsyncIterator[FimlsClient]:
+    """One server whose engine is that inference server (``--engine-url``)."""
+    args = ("--engine-url", inference_server.url)
+    client = await _start(tmp_path_factory.mktemp("logs"), "remote", args=args)
     status = await client.wait_model(MODEL_TIMEOUT)
     assert status["state"] == "ready", status
     yield client

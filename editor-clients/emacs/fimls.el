@@ -268,7 +268,7 @@ many languages at once."
   (let ((previous (plist-get (gethash server fimls--statuses) :state)))
     (puthash server (list :state state :message message :model model)
              fimls--statuses)
-    (when (and (equal state "error") (not (equal previous "error")))
+    (when (and (member state '("error" "unavailable")) (not (equal previous state)))
       (message "fimls: %s" message))
     (force-mode-line-update t)))
 
@@ -281,7 +281,7 @@ many languages at once."
                       (t "starting"))))
     (concat " fimls:"
             (propertize state
-                        'face (and (equal state "error") 'fimls-mode-line-error)
+                        'face (and (member state '("error" "unavailable")) 'fimls-mode-line-error)
                         'help-echo (if server
                                        (or (plist-get status :message) state)
                                      "No fimls server manages this buffer")))))

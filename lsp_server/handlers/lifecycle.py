@@ -63,7 +63,10 @@ def did_change_workspace_folders(
 
 
 def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
-    """``fimls/stats``: model status, request counters, latency percentiles, queue depth."""
+    """``fimls/stats``: model status, request counters, latency percentiles, queue depth.
+
+    ``remote`` is the inference server's share (latency, errors), null for the local model.
+    """
     index = {
         "files": len(ls.index),
         "definitions": ls.index.definitions,
@@ -77,6 +80,7 @@ def stats(ls: FimLanguageServer, params: Any) -> dict[str, object]:
         **ls.stats.to_json(),
         "index": index,
         "worker": ls.worker.queue_json(),
+        "remote": ls.worker.engine_stats(),
     }
 
 

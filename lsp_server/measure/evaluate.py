@@ -188,7 +188,8 @@ class RawAnswerer:
     async def start(self) -> dict[str, Any]:
         """Load the model (the same file the server would load)."""
         from lsp_server.config import default_threads
-        from lsp_server.engine import Engine, EngineConfig
+        from lsp_server.engine import Engine
+        from lsp_server.generation import EngineConfig
 
         config = EngineConfig(self._model, None, 4096, default_threads(), 256)
         self._engine = await asyncio.to_thread(Engine.load, config, None)
@@ -196,7 +197,7 @@ class RawAnswerer:
 
     async def answer(self, task: Task) -> Answer:
         """Generate at the cursor from the whole prefix and suffix (cut to fit)."""
-        from lsp_server.engine import Generation
+        from lsp_server.generation import Generation
 
         engine = self._engine
         prefix = engine.tokenize(task.document[: task.offset])[-1024:]

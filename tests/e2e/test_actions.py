@@ -16,6 +16,9 @@ from lsp_server.pynames import undefined_names
 from lsp_server.syntax import count_errors, parse
 from tests.conftest import Launch, doc_uri
 
+# every test here runs with the local model and with a remote engine (tests/e2e/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 GEO = """import math
 
 

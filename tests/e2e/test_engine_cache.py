@@ -12,7 +12,8 @@ from lsp_server.completion import build_prompt
 from lsp_server.config import merge, parse_settings
 from lsp_server.context import plan_completion
 from lsp_server.documents import split_lines
-from lsp_server.engine import ACTION_DOCUMENT, Engine, EngineConfig, Generation
+from lsp_server.engine import Engine
+from lsp_server.generation import ACTION_DOCUMENT, EngineConfig, Generation
 
 SOURCE = textwrap.dedent(
     '''\

@@ -12,6 +12,9 @@ from lsp_server.completion import MAX_RETRIES
 from lsp_server.lsp_client import FimlsClient
 from tests.conftest import MODEL_TIMEOUT, Launch, doc_uri
 
+# every test here runs with the local model and with a remote engine (tests/e2e/conftest.py)
+pytestmark = pytest.mark.both_engines
+
 
 def texts(result: types.InlineCompletionList) -> list[str]:
     return [
@@ -35,17 +38,35 @@ async def test_capabilities_advertised(server: FimlsClient) -> None:
     assert server.init_result.server_info.name == "fimls"
 
 
-async def test_status_reports_the_embedded_model(server: FimlsClient) -> None:
+async def test_status_reports_the_embedded_model(
+    server: FimlsClient, engine_kind: str, request: pytest.FixtureRequest
+) -> None:
     ready = [s for s in server.statuses if s["state"] == "ready"]
     assert ready, server.statuses
     model = ready[-1]["model"]
     assert model["template"] == "qwen2.5-coder"
-    assert model["embedded"] is True
-    assert model["sizeBytes"] == 491_400_064
-    assert model["path"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    assert model["templateReason"] == "the FIM tokens in its vocabulary"
     stats = await server.stats()
     assert stats["state"] == "ready"
     assert stats["model"] == model
+    if engine_kind == "local":
+        assert model["engine"] == "local"
+        assert model["embedded"] is True
+        assert model["sizeBytes"] == 491_400_064
+        assert model["path"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        assert stats["remote"] is None
+        return
+    # the same GGUF behind llama-cpp-python's server: its vocabulary is the embedded one's
+    assert model["engine"] == "openai"
+    assert model["embedded"] is False
+    assert model["path"] == request.getfixturevalue("inference_server").url
+    assert model["name"] == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    assert "llama-cpp-python" in model["description"]
+    assert "exact token counts" in model["description"]
+    assert model["contextSize"] == 4096
+    remote = stats["remote"]
+    assert remote["server"] == "llama-cpp-python"
+    assert remote["tokenCounts"] == "exact"
 
 
 async def test_add_completes_to_sum(server: FimlsClient, tmp_path: Path) -> None:

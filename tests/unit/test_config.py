@@ -85,3 +85,54 @@ def test_readme_documents_every_setting() -> None:
     block = readme.split("<!-- settings:begin -->")[1].split("<!-- settings:end -->")[0]
     rows = re.findall(r"^\| `(fimls\.[^`]+)` \| `([^`]+)` \| (.+) \|$", block, re.M)
     assert rows == reference(), "README settings table is out of date"
+
+
+def test_engine_settings() -> None:
+    settings, problems = parse_settings(
+        {
+            "engine": {
+                "kind": "infill",
+                "url": "http://gpu-box:8080",
+                "model": "qwen2.5-coder-7b",
+                "apiKeyEnv": "TEAM_LLM_KEY",
+                "requestTimeoutMs": 5000,
+                "tlsVerify": False,
+            }
+        }
+    )
+    assert problems == []
+    engine = settings.engine
+    assert (engine.kind, engine.url, engine.model) == (
+        "infill",
+        "http://gpu-box:8080",
+        "qwen2.5-coder-7b",
+    )
+    assert engine.api_key_env == "TEAM_LLM_KEY"
+    assert engine.request_timeout_ms == 5000 and engine.connect_timeout_ms == 3000
+    assert engine.tls_verify is False
+    assert Settings().engine.kind == "local"  # the in-process model by default
+    _, problems = parse_settings({"engine": {"kind": "ollama", "requestTimeoutMs": 10}})
+    assert len(problems) == 2 and "fimls.engine.kind" in problems[0]
+
+
+def test_an_api_key_in_settings_is_refused_without_echoing_it() -> None:
+    settings, problems = parse_settings(
+        {"engine": {"url": "http://gpu-box:8080", "apiKey": "sk-live-123456"}}
+    )
+    assert settings.engine.url == "http://gpu-box:8080"
+    assert len(problems) == 1
+    assert "fimls.engine.apiKey: not read" in problems[0]
+    assert "fimls.engine.apiKeyEnv" in problems[0]
+    assert "sk-live-123456" not in problems[0]
+
+
+def test_a_key_pasted_as_the_variable_name_is_refused_without_echoing_it() -> None:
+    settings, problems = parse_settings({"engine": {"apiKeyEnv": "sk-live-123456"}})
+    assert settings.engine.api_key_env == "FIMLS_API_KEY"
+    assert problems == [
+        "fimls.engine.apiKeyEnv: expected an environment variable name, got a value that is "
+        'not shown; using the default "FIMLS_API_KEY"'
+    ]
+    assert parse_settings({"engine": {"apiKeyEnv": "TEAM_KEY_2"}})[0].engine.api_key_env == (
+        "TEAM_KEY_2"
+    )

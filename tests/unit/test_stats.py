@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lsp_server.engine import GenerationResult
+from lsp_server.generation import GenerationResult
 from lsp_server.stats import Stats, percentile
 
 

@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
-from lsp_server.engine import EngineConfig, ModelInfo
-from lsp_server.errors import ModelError
-from lsp_server.worker import JobCancelled, ModelNotReady, ModelState, ModelWorker, StateChange
+from lsp_server.errors import EngineUnavailable, ModelError
+from lsp_server.generation import EngineConfig, ModelInfo
+from lsp_server.worker import (
+    Backoff,
+    JobCancelled,
+    ModelNotReady,
+    ModelState,
+    ModelWorker,
+    StateChange,
+)
 
 CONFIG = EngineConfig(path="/m.gguf", template=None, n_ctx=512, threads=1, n_batch=16)
 
@@ -253,3 +260,126 @@ async def test_after_shutdown_no_job_is_taken_and_the_counters_stay_right() -> N
     with pytest.raises(ModelNotReady):
         await worker.run("doc", lambda engine, cancel: "never")
     assert worker.idle and busy == []
+
+
+# -- an inference server that goes away and comes back ---------------------------------
+
+
+class Server:
+    """Whether the scripted server answers, and how often it was asked."""
+
+    def __init__(self, up: bool) -> None:
+        self.up = up
+        self.connects = 0
+        self.probes = 0
+
+
+class FlakyEngine(FakeEngine):
+    def __init__(self, config: EngineConfig, server: Server) -> None:
+        super().__init__(config)
+        self.server = server
+
+    def check(self) -> None:
+        self.server.probes += 1
+        if not self.server.up:
+            raise EngineUnavailable("http://gpu:8080/v1/models: connection refused")
+
+
+def flaky_worker(server: Server, changes: list[StateChange]) -> ModelWorker:
+    def load(config: EngineConfig, progress: Any) -> Any:
+        server.connects += 1
+        if not server.up:
+            raise EngineUnavailable("http://gpu:8080/v1/models: connection refused")
+        return FlakyEngine(config, server)
+
+    # short, jitter-free delays so that the test sees several tries
+    backoff = Backoff(first=0.02, cap=0.08, jitter=0.0)
+    return ModelWorker(changes.append, loader=load, backoff=backoff)
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
+    backoff = Backoff(first=0.5, cap=15.0, jitter=0.0)
+    assert [backoff.next() for _ in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+    jittered = Backoff(first=1.0, cap=4.0, jitter=0.1, seed=1)
+    delays = [jittered.next() for _ in range(5)]
+    assert all(0.9 <= d <= 1.1 for d in delays[:1])
+    assert all(3.6 <= d <= 4.4 for d in delays[2:])
+    assert len(set(delays[2:])) == 3  # jitter spreads clients that retry together
+
+
+async def test_a_server_down_at_load_is_tried_again_until_it_answers() -> None:
+    server = Server(up=False)
+    changes: list[StateChange] = []
+    worker = flaky_worker(server, changes)
+    await worker.load(CONFIG)
+    assert worker.state is ModelState.UNAVAILABLE
+    assert "connection refused; trying again in" in worker.message
+    with pytest.raises(ModelNotReady, match="connection refused"):
+        await worker.run("doc", lambda engine, cancel: "never")  # answered at once
+    deadline = time.monotonic() + 5
+    while server.connects < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert server.connects >= 3
+    server.up = True
+    while not worker.ready and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert worker.ready
+    assert await worker.run("doc", lambda engine, cancel: "served") == "served"
+    states = [c.state for c in changes]
+    assert states[0] is ModelState.LOADING and states[-1] is ModelState.READY
+    assert ModelState.ERROR not in states
+    worker.shutdown()
+
+
+async def test_a_job_that_finds_the_server_gone_makes_it_unavailable_until_a_probe_answers() -> (
+    None
+):
+    server = Server(up=True)
+    changes: list[StateChange] = []
+    worker = flaky_worker(server, changes)
+    await worker.load(CONFIG)
+    assert worker.ready
+
+    def job(engine: Any, cancel: threading.Event) -> str:
+        if not server.up:
+            raise EngineUnavailable("http://gpu:8080/v1/completions: connection refused")
+        return "served"
+
+    server.up = False
+    with pytest.raises(ModelNotReady, match="connection refused"):
+        await worker.run("doc", job)
+    assert worker.state is ModelState.UNAVAILABLE
+    lost = changes[-1]
+    assert lost.same_engine and lost.info is not None  # the model stays known
+    started = time.monotonic()
+    with pytest.raises(ModelNotReady):
+        await worker.run("doc", job)  # no job while down: answered at once
+    assert time.monotonic() - started < 0.05
+    deadline = time.monotonic() + 5
+    while server.probes < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert server.probes >= 2 and worker.state is ModelState.UNAVAILABLE
+    server.up = True
+    while not worker.ready and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert worker.ready and changes[-1].same_engine
+    assert await worker.run("doc", job) == "served"
+    assert server.connects == 1  # the engine was kept, not loaded again
+    worker.shutdown()
+
+
+async def test_a_new_load_stops_the_retries_of_the_old_server() -> None:
+    server = Server(up=False)
+    changes: list[StateChange] = []
+    worker = flaky_worker(server, changes)
+    await worker.load(CONFIG)
+    assert worker.state is ModelState.UNAVAILABLE
+    worker._loader = loader  # the user switched to the local model
+    await worker.load(CONFIG)
+    assert worker.ready
+    tries = server.connects
+    await asyncio.sleep(0.3)
+    assert server.connects == tries and worker.ready
+    worker.shutdown()

@@ -4,7 +4,7 @@
  */
 
 /** The server's model states, as sent in `fimls/status`. */
-export type ServerState = 'unloaded' | 'loading' | 'ready' | 'busy' | 'error';
+export type ServerState = 'unloaded' | 'loading' | 'ready' | 'busy' | 'error' | 'unavailable';
 
 /** The params of `fimls/status`. */
 export interface StatusParams {
@@ -50,6 +50,13 @@ export function describeStatus(status: StatusParams): StatusView {
       return view('$(sync~spin)', lines(`fimls: loading the model${message ? `: ${message}` : ''}`));
     case 'unloaded':
       return view('$(circle-outline)', lines('fimls: no model loaded yet', message));
+    case 'unavailable':
+      // an inference server that does not answer now: the server tries it again by itself
+      return view(
+        '$(debug-disconnect)',
+        lines(`fimls: the engine does not answer: ${message || 'unavailable'}`, 'Completions resume when it answers.'),
+        true,
+      );
     case 'error':
       return view('$(error)', lines(`fimls: ${message || 'error'}`, 'Click for the server log.'), true);
     default:

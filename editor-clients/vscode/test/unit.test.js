@@ -41,6 +41,14 @@ describe('status bar', () => {
     assert.match(v.tooltip, /^fimls: model file missing: \/x\.gguf/);
     assert.equal(v.error, true);
   });
+  test('an inference server that does not answer', () => {
+    const v = describeStatus({ state: 'unavailable', message: 'http://gpu:8080/v1/completions: connection refused; trying again in 2.0 s' });
+    assert.equal(v.text, '$(debug-disconnect) fimls');
+    assert.equal(v.error, true);
+    assert.match(v.tooltip, /does not answer: http:\/\/gpu:8080.*connection refused/);
+    assert.match(v.tooltip, /resume/);
+  });
+
   test('unloaded, unknown states and missing fields', () => {
     assert.equal(describeStatus({ state: 'unloaded', message: '' }).text, '$(circle-outline) fimls');
     const unknown = describeStatus({ state: 'sleeping' });

@@ -2,7 +2,7 @@
 local M = {}
 
 ---@class fimls.Status
----@field state string   'unloaded'|'loading'|'ready'|'busy'|'error', or 'stopped' after the server exited
+---@field state string   'unloaded'|'loading'|'ready'|'busy'|'error'|'unavailable' (an inference server that does not answer now), or 'stopped' after the server exited
 ---@field message string
 ---@field model table|nil
 ---@field client_id integer|nil
