@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--compare",
         metavar="SETTINGS",
-        help="run a second configuration and print ratios; `no-cache` switches off every "
-        "`cache.*` feature (the server as it was before them: prefix reuse only)",
+        help="run a second configuration and print ratios: fimls settings (JSON text or "
+        "file); `no-cache` switches off every `cache.*` feature (the server as it was "
+        "before them: prefix reuse only); an http(s):// URL runs the same settings on that "
+        "inference server (fimls.engine.kind openai)",
     )
     bench.add_argument("--output", type=Path, help="JSON report path")
     bench.add_argument(
@@ -190,6 +192,23 @@ def server_args(engine: dict[str, str]) -> list[str]:
     """The command-line options that give a server process the same engine."""
     out = ["--engine", engine["kind"]] if "kind" in engine else []
     return out + (["--engine-url", engine["url"]] if "url" in engine else [])
+
+
+def compared_settings(value: str | None, base: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The settings of ``fimls bench --compare``: JSON, ``no-cache``, or an engine's URL."""
+    from lsp_server.measure.bench import NO_CACHE
+
+    if value is None:
+        return None
+    if value == "no-cache":
+        return NO_CACHE
+    if value.startswith(("http://", "https://")):
+        from lsp_server.config import merge
+
+        merged = merge(base or {}, {"engine": {"kind": "openai", "url": value}})
+        assert isinstance(merged, dict)
+        return merged
+    return load_settings(value)
 
 
 def load_settings(value: str | None) -> dict[str, Any] | None:
@@ -255,7 +274,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.stress:
         return _stress(args)
-    from lsp_server.measure.bench import DEFAULT_FILE, NO_CACHE, build_trace, run_bench
+    from lsp_server.measure.bench import DEFAULT_FILE, build_trace, run_bench
 
     path = args.file or DEFAULT_FILE
     try:
@@ -270,7 +289,7 @@ def _bench(args: argparse.Namespace) -> int:
             every=args.every,
             interval_ms=args.interval_ms,
             settings=load_settings(args.settings),
-            compare=NO_CACHE if args.compare == "no-cache" else load_settings(args.compare),
+            compare=compared_settings(args.compare, load_settings(args.settings)),
             model=args.model,
             output=args.output,
         )

@@ -382,6 +382,7 @@ def _reason(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, socket.gaierror):
         return f"unknown host ({exc.strerror or exc})"
-    if isinstance(exc, (ConnectionResetError, http.client.RemoteDisconnected)):
+    closed = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+    if isinstance(exc, (*closed, http.client.RemoteDisconnected)):
         return "the server closed the connection"
     return str(exc) or type(exc).__name__

@@ -107,9 +107,10 @@ class EngineProcess:
 class FaultProxy:
     """A loopback TCP proxy to an upstream server that can be told to misbehave.
 
-    Modes: ``pass`` (forward), ``error`` (HTTP 500 with a JSON error), ``garbage`` (200
-    with an event stream of junk), ``stall`` (read the request, never answer) and
-    ``refuse`` (close each connection at once).
+    Modes: ``pass`` (forward), ``error`` (HTTP 500 with a JSON error), ``reject`` (HTTP
+    400: this request is refused), ``garbage`` (200 with an event stream of junk),
+    ``stall`` (read the request, never answer) and ``refuse`` (close each connection at
+    once).
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -118,7 +119,15 @@ class FaultProxy:
         self.connections = 0
         self._server: asyncio.Server | None = None
         self._held: list[asyncio.StreamWriter] = []
+        self._live: set[asyncio.StreamWriter] = set()  # client sides of forwarded connections
         self.port = 0
+
+    def set_mode(self, mode: str) -> None:
+        """Misbehave from now on: the kept-alive connections forwarded so far are closed."""
+        self.mode = mode
+        for writer in list(self._live):
+            writer.close()
+        self._live.clear()
 
     @property
     def url(self) -> str:
@@ -157,6 +166,13 @@ class FaultProxy:
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
+            elif mode == "reject":
+                body = b'{"error": {"message": "the request exceeds the context size"}}'
+                writer.write(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
             elif mode == "garbage":
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
@@ -174,6 +190,7 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
             return
+        self._live.add(writer)
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
@@ -187,6 +204,7 @@ class FaultProxy:
                     dst.close()
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self._live.discard(writer)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> None:

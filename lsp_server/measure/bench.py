@@ -198,6 +198,8 @@ class BenchResult:
     phases_ms: dict[str, Any] = field(default_factory=dict)
     rss_mib: float | None = None
     seconds: float = 0.0
+    #: what a remote engine counted of itself (``fimls/stats`` ``remote``), None if local
+    remote: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The figures reported for this configuration."""
@@ -218,6 +220,11 @@ class BenchResult:
             "reusedTokensPerRequest": round(self.reused_tokens / gens, 1),
             "generatedTokensPerRequest": round(self.generated_tokens / gens, 1),
             "serverRssMiB": self.rss_mib,
+            "engine": self.remote["url"] if self.remote else "local",
+            "engineRequests": self.remote["requests"] if self.remote else None,
+            "engineFirstChunkMsP50": self.remote["firstChunkMs"]["p50"] if self.remote else None,
+            "engineTotalMsP50": self.remote["totalMs"]["p50"] if self.remote else None,
+            "engineErrors": sum(self.remote["errors"].values()) if self.remote else None,
         }
 
 
@@ -251,6 +258,7 @@ async def replay(
         result.memory_answers = stats["cache"]["memoryExact"] + stats["cache"]["memoryTyped"]
         result.shifted_reuses = stats["cache"]["shiftedReuses"]
         result.phases_ms = stats["phasesMs"]
+        result.remote = stats.get("remote")
         result.rss_mib = rss_mib(client.process.pid)
     finally:
         result.seconds = time.perf_counter() - started
@@ -357,6 +365,11 @@ ROWS = [
     ("prompt tokens reused / model run", "reusedTokensPerRequest", "{:.1f}"),
     ("tokens generated / model run", "generatedTokensPerRequest", "{:.1f}"),
     ("server RSS at end", "serverRssMiB", "{:.0f} MiB"),
+    ("engine", "engine", "{}"),
+    ("engine requests", "engineRequests", "{}"),
+    ("engine first chunk p50", "engineFirstChunkMsP50", "{:.0f} ms"),
+    ("engine whole answer p50", "engineTotalMsP50", "{:.0f} ms"),
+    ("engine errors", "engineErrors", "{}"),
 ]
 
 
@@ -375,7 +388,8 @@ def format_table(trace: Trace, results: list[BenchResult], interval_ms: float) -
         cells = [fmt.format(v) if v is not None else "-" for v in values]
         if len(results) > 1:
             base, other = values[0], values[1]
-            cells.append(f"{other / base:.2f}x" if base and other is not None else "-")
+            ratio = isinstance(base, (int, float)) and base and isinstance(other, (int, float))
+            cells.append(f"{other / base:.2f}x" if ratio else "-")
         rows.append([label, *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [header] + [

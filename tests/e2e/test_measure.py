@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from lsp_server.measure.bench import NO_CACHE
+from tests.engines import EngineProcess
 from tests.unit.test_measure import write_repo
 
 
@@ -155,6 +157,50 @@ def test_bench_with_compare(tmp_path: Path) -> None:
     assert base["shifted_reuses"] >= 1 and compare["shifted_reuses"] == 0
     assert compare["memory_answers"] == 0
     assert "prompt tokens evaluated / answer, median" in table
+
+
+def test_bench_compares_the_local_model_with_an_inference_server(
+    tmp_path: Path, inference_server: EngineProcess
+) -> None:
+    source = tmp_path / "small.py"
+    source.write_text(
+        "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
+        "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
+    )
+    out = tmp_path / "bench.json"
+    proc = fimls(
+        "bench",
+        "--file",
+        str(source),
+        "--functions",
+        "1",
+        "--every",
+        "4",
+        "--interval-ms",
+        "30",
+        "--compare",
+        inference_server.url,
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert re.search(rf"engine +local +{re.escape(inference_server.url)} +-", table), table
+    assert "engine first chunk p50" in table
+    local, remote = json.loads(out.read_text())["results"]
+    assert local["settings"] is None
+    assert remote["settings"] == {"engine": {"kind": "openai", "url": inference_server.url}}
+    assert local["remote"] is None
+    assert remote["remote"]["requests"] > 0 and remote["remote"]["errors"] == {}
+    assert remote["remote"]["firstChunkMs"]["count"] > 0
+    for result in (local, remote):
+        assert result["sent"] == result["keystrokes"] > 0 and result["errors"] == 0
+        assert result["pauses"] == len(result["latencies_ms"]) > 0
+    # the same trace typed into both: the same keystrokes and pauses
+    assert local["keystrokes"] == remote["keystrokes"] and local["pauses"] == remote["pauses"]
+    # without the model in its process, the server is much smaller
+    assert remote["summary"]["serverRssMiB"] < local["summary"]["serverRssMiB"]
 
 
 def test_bench_on_a_file_without_bodies_is_a_clear_error(tmp_path: Path) -> None:
