@@ -11,28 +11,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from lsp_server.chat import ChatTemplate
+from lsp_server.config import EngineSettings
 from lsp_server.prompts import BoundTemplate
-
-#: How fimls talks to an inference server: OpenAI ``/v1/completions`` with the FIM prompt
-#: rendered by fimls, or llama-server's ``/infill``, which renders it itself.
-RemoteKind = Literal["openai", "infill"]
-
-
-@dataclass(frozen=True)
-class RemoteConfig:
-    """An inference server to use instead of the in-process model."""
-
-    kind: RemoteKind
-    url: str  # the server's base URL, e.g. http://gpu-box:8080
-    model: str | None  # the model name to ask for (None: the server's first model)
-    api_key_env: str  # the environment variable holding the API key (read, never stored)
-    connect_timeout_ms: int
-    request_timeout_ms: int  # longest wait for the first byte of an answer, and between chunks
-    tls_verify: bool
-    ca_file: str | None
 
 
 @dataclass(frozen=True)
@@ -56,7 +39,8 @@ class EngineConfig:
     threads: int
     n_batch: int
     #: where the tokens come from: None for the in-process model, else an inference server
-    remote: RemoteConfig | None = None
+    #: (``fimls.engine``, its ``url`` set)
+    remote: EngineSettings | None = None
 
 
 @dataclass(frozen=True)

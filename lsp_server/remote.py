@@ -43,6 +43,7 @@ from llama_cpp import _internals as internals
 
 from lsp_server import model_store
 from lsp_server.chat import ChatTemplate
+from lsp_server.config import EngineSettings
 from lsp_server.context import TokenCounter
 from lsp_server.engine import init_backend, vocab_end_ids, vocab_line_break_ids
 from lsp_server.errors import EngineRequestError, EngineUnavailable, ModelError, TemplateError
@@ -52,7 +53,6 @@ from lsp_server.generation import (
     Generation,
     GenerationResult,
     ModelInfo,
-    RemoteConfig,
 )
 from lsp_server.http_stream import Cancelled, Connection, Endpoint, HttpError
 from lsp_server.prompts import (
@@ -66,7 +66,7 @@ from lsp_server.prompts import (
     markers,
     special_tokens,
 )
-from lsp_server.stats import percentile
+from lsp_server.stats import spread
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ class TextVocab:
     def __init__(self, model: internals.LlamaModel, special: Sequence[str]) -> None:
         self.model = model
         self.n_vocab = model.n_vocab()
+        #: what a prompt given as ids starts with (servers add BOS to text themselves)
+        self.bos = [model.token_bos()] if model.add_bos_token() else []
         self._vocab = model.vocab
         self._ids: dict[str, int] = {}
         self._texts: dict[int, str] = {}
@@ -220,16 +222,8 @@ class RemoteStats:
                 "errors": dict(self.errors),
                 "lastError": self.last_error,
                 "lastErrorSecondsAgo": round(age, 1) if age is not None else None,
-                "firstChunkMs": {
-                    "p50": round(percentile(first, 50), 1),
-                    "p95": round(percentile(first, 95), 1),
-                    "count": len(first),
-                },
-                "totalMs": {
-                    "p50": round(percentile(total, 50), 1),
-                    "p95": round(percentile(total, 95), 1),
-                    "count": len(total),
-                },
+                "firstChunkMs": spread(first),
+                "totalMs": spread(total),
             }
 
 
@@ -240,7 +234,7 @@ class RemoteEngine:
 
     def __init__(
         self,
-        remote: RemoteConfig,
+        remote: EngineSettings,
         connection: Connection,
         facts: ServerFacts,
         vocab: TextVocab,
@@ -278,7 +272,7 @@ class RemoteEngine:
         again), ModelError (a setting that cannot work) or TemplateError.
         """
         remote = config.remote
-        assert remote is not None
+        assert remote is not None and remote.url is not None
         started = time.perf_counter()
         try:
             endpoint = Endpoint.parse(
@@ -524,9 +518,24 @@ class RemoteEngine:
             body["logit_bias"] = {str(t): -100 for t in sorted(req.banned_first)}
         return body
 
+    def _prompt(self, prompt: Sequence[int]) -> str | list[int]:
+        """The prompt as the server should read it.
+
+        Token ids where the server takes them and has our vocabulary (llama-server,
+        vLLM): exactly what the local model would evaluate, and text from the document
+        can never turn into control tokens. Text otherwise, which the server tokenizes
+        with its special tokens parsed: a document that spells one out (``<|fim_middle|>``)
+        gets it as a token there.
+        """
+        ids_taken = self.facts.flavor in ("llama-server", "vllm")
+        if ids_taken and self.exact and all(0 <= t < self.vocab.n_vocab for t in prompt):
+            # the server adds BOS to text, not to ids: add it where the model wants one
+            return self.vocab.bos + list(prompt)
+        return self._text(prompt)
+
     def _completion_body(self, req: Generation) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "prompt": self._text(req.prompt),
+            "prompt": self._prompt(req.prompt),
             "max_tokens": req.max_tokens,
             "stream": True,
             **self._sampling(req),
@@ -600,7 +609,7 @@ class RemoteEngine:
         raise EngineUnavailable(_unavailable(exc, self.remote, path)) from None
 
 
-def _unavailable(exc: HttpError, remote: RemoteConfig, path: str = "") -> str:
+def _unavailable(exc: HttpError, remote: EngineSettings, path: str = "") -> str:
     """The status message for a server that cannot serve."""
     if exc.kind == "status" and exc.status in (401, 403):
         return f"{exc} (is the API key in ${remote.api_key_env} right?)"
@@ -641,7 +650,7 @@ def _note_usage(event: dict[str, Any], server: dict[str, Any]) -> None:
 # -- connect -------------------------------------------------------------------------
 
 
-def _ask_server(conn: Connection, remote: RemoteConfig) -> ServerFacts:
+def _ask_server(conn: Connection, remote: EngineSettings) -> ServerFacts:
     """What the server serves: ``/v1/models``, and llama-server's ``/props``."""
     try:
         listing = conn.get_json("/v1/models")
@@ -681,7 +690,8 @@ def _ask_server(conn: Connection, remote: RemoteConfig) -> ServerFacts:
     meta = entry.get("meta")
     if isinstance(meta, dict) and not n_ctx:
         n_ctx = _int(meta.get("n_ctx_train"))
-    return ServerFacts(flavor, model, label or remote.url, n_ctx or None, chat_template, bos, eos)
+    label = label or remote.url or ""
+    return ServerFacts(flavor, model, label, n_ctx or None, chat_template, bos, eos)
 
 
 def _remote_tokenizer(conn: Connection, facts: ServerFacts) -> Callable[[str], list[int]] | None:

@@ -14,6 +14,7 @@ import itertools
 import logging
 import os
 import sys
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -38,7 +39,14 @@ from pygls.protocol.language_server import lsp_method
 from lsp_server import __version__, logs, transport
 from lsp_server.action_service import ActionService
 from lsp_server.completion import CompletionService
-from lsp_server.config import Settings, default_threads, merge, parse_settings, unwrap_section
+from lsp_server.config import (
+    EngineSettings,
+    Settings,
+    default_threads,
+    merge,
+    parse_settings,
+    unwrap_section,
+)
 from lsp_server.context import ContextPiece
 from lsp_server.crossfile import (
     IMPORT_LINES,
@@ -49,7 +57,7 @@ from lsp_server.crossfile import (
     pick_definitions,
 )
 from lsp_server.documents import Cursor, DocumentStore, TextDocument
-from lsp_server.generation import EngineConfig, RemoteConfig
+from lsp_server.generation import EngineConfig
 from lsp_server.model_store import PRESETS
 from lsp_server.progress import bytes_bar
 from lsp_server.stats import Stats
@@ -63,6 +71,8 @@ log = logging.getLogger(__name__)
 STATUS = "fimls/status"
 STATS = "fimls/stats"
 PROMPT = "fimls/prompt"
+#: An inference server's outage is shown with window/showMessage at most this often.
+OUTAGE_NOTICE_S = 300.0
 
 
 @attrs.define
@@ -305,7 +315,8 @@ class FimLanguageServer(LanguageServer):
         self._watchdog: asyncio.Task[None] | None = None
         self._refused_model: str | None = None
         self._refused_engine = False
-        self._engine_down = False  # an outage of the inference server was reported
+        #: when an outage of the inference server was last shown (time.monotonic())
+        self._outage_shown: float | None = None
         self._tasks: set[asyncio.Future[None]] = set()  # pulls of settings under way
 
     # -- lifecycle ------------------------------------------------------------------
@@ -535,7 +546,7 @@ class FimLanguageServer(LanguageServer):
             remote=self.remote_config(),
         )
 
-    def remote_config(self) -> RemoteConfig | None:
+    def remote_config(self) -> EngineSettings | None:
         """The inference server to use, or None for the in-process model.
 
         ``fimls.engine`` is read from the command line and ``initializationOptions``
@@ -566,16 +577,7 @@ class FimLanguageServer(LanguageServer):
                 [f"fimls.engine.kind is {engine.kind}: fimls.engine.url is unset"]
             )
             return None
-        return RemoteConfig(
-            kind=engine.kind,
-            url=engine.url,
-            model=engine.model,
-            api_key_env=engine.api_key_env,
-            connect_timeout_ms=engine.connect_timeout_ms,
-            request_timeout_ms=engine.request_timeout_ms,
-            tls_verify=engine.tls_verify,
-            ca_file=engine.ca_file,
-        )
+        return engine
 
     def _workspace_model_refusal(self, path: str) -> str | None:
         """Why a model file named by the workspace's own settings is not loaded, if it is not.
@@ -613,8 +615,12 @@ class FimLanguageServer(LanguageServer):
             self.completions.model_changed()
         if change.state is ModelState.UNAVAILABLE:
             log.warning("%s", change.message)
-            if not self._engine_down:  # once per outage; the status line follows the rest
-                self._engine_down = True
+            # shown once, and again only after OUTAGE_NOTICE_S: a server that answers its
+            # probes but fails requests must not pop a message at every try; the status
+            # line follows every change
+            now = time.monotonic()
+            if self._outage_shown is None or now - self._outage_shown > OUTAGE_NOTICE_S:
+                self._outage_shown = now
                 self.window_show_message(
                     types.ShowMessageParams(
                         type=types.MessageType.Warning,
@@ -623,7 +629,6 @@ class FimLanguageServer(LanguageServer):
                     )
                 )
         elif change.state is ModelState.READY and change.same_engine:
-            self._engine_down = False
             where = change.info.path if change.info else "the engine"
             text = f"fimls: {where} answers again"
             log.warning("%s", text)
@@ -639,7 +644,7 @@ class FimLanguageServer(LanguageServer):
                 )
             )
         elif change.state is ModelState.READY and change.info is not None:
-            self._engine_down = False
+            self._outage_shown = None
             i = change.info
             text = (
                 f"fimls: model ready: {i.name} ({i.description}), template {i.template}, "

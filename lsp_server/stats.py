@@ -28,6 +28,15 @@ def percentile(values: list[float], q: float) -> float:
     return cuts[max(0, min(98, round(q) - 1))]
 
 
+def spread(values: list[float]) -> dict[str, float | int]:
+    """``{"p50", "p95", "count"}`` of values, as ``fimls/stats`` reports them."""
+    return {
+        "p50": round(percentile(values, 50), 1),
+        "p95": round(percentile(values, 95), 1),
+        "count": len(values),
+    }
+
+
 @dataclass(frozen=True)
 class RequestRecord:
     """One completion request as the editor saw it."""
@@ -121,16 +130,8 @@ class Stats:
                 "notReady": outcomes.get("not-ready", 0),
                 "skipped": outcomes.get("skipped", 0),
             },
-            "latencyMs": {
-                "p50": round(percentile(answered, 50), 1),
-                "p95": round(percentile(answered, 95), 1),
-                "count": len(answered),
-            },
-            "evaluatedTokensPerAnswer": {
-                "p50": round(percentile(costs, 50), 1),
-                "p95": round(percentile(costs, 95), 1),
-                "count": len(costs),
-            },
+            "latencyMs": spread(answered),
+            "evaluatedTokensPerAnswer": spread(costs),
             "engine": {
                 "generations": totals.get("generations", 0),
                 "promptTokens": totals.get("promptTokens", 0),

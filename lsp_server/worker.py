@@ -13,7 +13,8 @@ An inference server (:mod:`lsp_server.remote`) can go away and come back. When i
 be reached at load, or a job finds it gone (the engine raises EngineUnavailable), the
 state becomes ``unavailable``: requests are answered at once without a job, and the
 worker tries the server again after a growing delay (0.5 s doubling up to 15 s), on the
-worker thread, until it answers; then the state is ``ready`` again.
+worker thread, until it answers; then the state is ``ready`` again. The delays start
+again from the first only when a job is served.
 
 The worker also keeps the deepest its queue has been, for ``fimls/stats``: the most jobs
 queued or running at once (cancelled ones included until they leave the thread), and the
@@ -239,7 +240,8 @@ class ModelWorker:
                 log.exception("engine probe failed")
                 continue
             if ticket == self._loads and not self._closed:
-                self._backoff.reset()
+                # the delays start again only once a job is served: a server that answers
+                # probes but fails requests is tried less and less often
                 name = info.name if info else "engine"
                 self._set(StateChange(ModelState.READY, f"ready: {name}", info, same_engine=True))
             return
@@ -328,6 +330,7 @@ class ModelWorker:
                 del self._active[key]
         if cancel.is_set():
             raise JobCancelled()
+        self._backoff.reset()  # the engine served a job
         return result
 
     def _note_depth(self) -> None:

@@ -109,8 +109,9 @@ class FaultProxy:
 
     Modes: ``pass`` (forward), ``error`` (HTTP 500 with a JSON error), ``reject`` (HTTP
     400: this request is refused), ``garbage`` (200 with an event stream of junk),
-    ``stall`` (read the request, never answer) and ``refuse`` (close each connection at
-    once).
+    ``stall`` (read the request, never answer), ``refuse`` (close each connection at
+    once), ``no-tokenize`` (forward, but the server cannot tokenize) and ``anonymous``
+    (the same, and the model's name tells nothing: ``team-coder``).
     """
 
     def __init__(self, upstream_port: int) -> None:
@@ -154,24 +155,29 @@ class FaultProxy:
                 return
             if mode == "refuse":
                 return
-            await _read_request(reader)
+            head, body = await _read_request(reader)
+            if mode in ("no-tokenize", "anonymous"):
+                await self._filter(mode, head, body, writer)
+                return
             if mode == "stall":
                 self._held.append(writer)
                 await reader.read()  # until the client gives up
                 return
             if mode == "error":
-                body = b'{"error": {"message": "CUDA out of memory", "code": 500}}'
                 writer.write(
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
+                    _answer(
+                        500,
+                        "Internal Server Error",
+                        b'{"error": {"message": "CUDA out of memory", "code": 500}}',
+                    )
                 )
             elif mode == "reject":
-                body = b'{"error": {"message": "the request exceeds the context size"}}'
                 writer.write(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + body
+                    _answer(
+                        400,
+                        "Bad Request",
+                        b'{"error": {"message": "the request exceeds the context size"}}',
+                    )
                 )
             elif mode == "garbage":
                 writer.write(
@@ -184,6 +190,30 @@ class FaultProxy:
         finally:
             if mode != "stall":
                 writer.close()
+
+    async def _filter(
+        self, mode: str, head: bytes, body: bytes, writer: asyncio.StreamWriter
+    ) -> None:
+        """One request: tokenizing is not found; ``anonymous`` also names the model
+        ``team-coder`` in ``/v1/models``; the rest goes upstream (one request a connection)."""
+        path = head.split(b" ", 2)[1].decode("latin-1")
+        if "tokenize" in path:
+            writer.write(_answer(404, "Not Found", b'{"detail": "Not Found"}'))
+        elif mode == "anonymous" and path.endswith("/v1/models"):
+            listing = b'{"object": "list", "data": [{"id": "team-coder", "object": "model"}]}'
+            writer.write(_answer(200, "OK", listing))
+        else:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            lines = [
+                line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")
+            ]
+            up_writer.write(b"\r\n".join(lines[:-2] + [b"Connection: close", b"", b""]) + body)
+            await up_writer.drain()
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            up_writer.close()
+        await writer.drain()
 
     async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -207,12 +237,20 @@ class FaultProxy:
         self._live.discard(writer)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> None:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One request's head (up to and with the blank line) and body."""
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
     for line in head.decode("latin-1").split("\r\n"):
         name, _, value = line.partition(":")
         if name.strip().lower() == "content-length":
             length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
+    return head, await reader.readexactly(length) if length else b""
+
+
+def _answer(status: int, reason: str, body: bytes) -> bytes:
+    """A whole JSON answer after which the connection closes."""
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body

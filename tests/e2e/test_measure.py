@@ -23,6 +23,35 @@ def fimls(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedPr
     )
 
 
+SMALL = (
+    "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
+    "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
+)
+
+
+def bench_small(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``fimls bench`` retyping one short function, a key every 30 ms; the JSON report."""
+    source = tmp_path / "small.py"
+    source.write_text(SMALL)
+    out = tmp_path / "bench.json"
+    proc = fimls(
+        "bench",
+        "--file",
+        str(source),
+        "--functions",
+        "1",
+        "--every",
+        "4",
+        "--interval-ms",
+        "30",
+        *args,
+        "--output",
+        str(out),
+        cwd=tmp_path,
+    )
+    return proc, out
+
+
 def test_eval_humaneval_single_line_through_the_server(tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     proc = fimls(
@@ -115,29 +144,12 @@ def test_eval_repo_suite(tmp_path: Path) -> None:
 
 
 def test_bench_with_compare(tmp_path: Path) -> None:
-    source = tmp_path / "small.py"
-    source.write_text(
-        "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
-        "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
-    )
-    out = tmp_path / "bench.json"
-    proc = fimls(
-        "bench",
-        "--file",
-        str(source),
-        "--functions",
-        "1",
-        "--every",
-        "4",
-        "--interval-ms",
-        "30",
+    proc, out = bench_small(
+        tmp_path,
         "--settings",
         '{"cache": {"shiftedReuse": true}, "context": {"suffixScope": "file"}}',
         "--compare",
         "no-cache",
-        "--output",
-        str(out),
-        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
@@ -162,28 +174,7 @@ def test_bench_with_compare(tmp_path: Path) -> None:
 def test_bench_compares_the_local_model_with_an_inference_server(
     tmp_path: Path, inference_server: EngineProcess
 ) -> None:
-    source = tmp_path / "small.py"
-    source.write_text(
-        "def area(w, h):\n    result = w * h\n    result = abs(result)\n    return result\n\n\n"
-        "def perimeter(w, h):\n    total = 2 * (w + h)\n    total = abs(total)\n    return total\n"
-    )
-    out = tmp_path / "bench.json"
-    proc = fimls(
-        "bench",
-        "--file",
-        str(source),
-        "--functions",
-        "1",
-        "--every",
-        "4",
-        "--interval-ms",
-        "30",
-        "--compare",
-        inference_server.url,
-        "--output",
-        str(out),
-        cwd=tmp_path,
-    )
+    proc, out = bench_small(tmp_path, "--compare", inference_server.url)
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
     assert re.search(rf"engine +local +{re.escape(inference_server.url)} +-", table), table

@@ -280,3 +280,44 @@ async def test_the_workspace_cannot_choose_the_engine(
     stats = await client.stats()
     assert stats["model"]["engine"] == "local" and stats["remote"] is None
     assert proxy.connections == 0
+
+
+async def test_without_the_servers_tokenizer_the_models_name_gives_the_template(
+    launch: Launch, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    proxy.set_mode("no-tokenize")
+    client = await launch(args=("--engine-url", proxy.url))
+    status = await client.wait_model(60)
+    assert status["state"] == "ready", status
+    model = status["model"]
+    # the server names the model by its file: qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+    assert model["template"] == "qwen2.5-coder"
+    assert model["templateReason"] == "the model's name (the server does not tokenize)"
+    assert "approximate token counts (the server cannot tokenize)" in model["description"]
+    assert (await client.stats())["remote"]["tokenCounts"] == "approximate"
+    uri = doc_uri(tmp_path, "add.py")
+    client.open(uri, ADD)
+    assert any("a + b" in t for t in texts(await client.inline(uri, 1, 11)))
+
+
+async def test_a_model_that_cannot_be_told_needs_the_template_setting(
+    launch: Launch, tmp_path: Path, proxy: FaultProxy
+) -> None:
+    proxy.set_mode("anonymous")
+    client = await launch(args=("--engine-url", proxy.url))
+    status = await client.wait_model(60)
+    assert status["state"] == "error"
+    assert "cannot tell the FIM template of 'team-coder'" in status["message"]
+    assert "set fimls.model.template to one of:" in status["message"]
+    assert "qwen2.5-coder" in status["message"]
+    told = await launch(
+        args=("--engine-url", proxy.url),
+        initialization_options={"model": {"template": "qwen2.5-coder"}},
+    )
+    status = await told.wait_model(60)
+    assert status["state"] == "ready", status
+    assert status["model"]["name"] == "team-coder"
+    assert status["model"]["templateReason"] == "fimls.model.template"
+    uri = doc_uri(tmp_path, "add.py")
+    told.open(uri, ADD)
+    assert any("a + b" in t for t in texts(await told.inline(uri, 1, 11)))

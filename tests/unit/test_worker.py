@@ -383,3 +383,34 @@ async def test_a_new_load_stops_the_retries_of_the_old_server() -> None:
     await asyncio.sleep(0.3)
     assert server.connects == tries and worker.ready
     worker.shutdown()
+
+
+async def test_a_server_that_answers_probes_but_fails_jobs_is_tried_less_and_less_often() -> None:
+    server = Server(up=True)
+    changes: list[StateChange] = []
+    worker = flaky_worker(server, changes)
+    await worker.load(CONFIG)
+    failing = True
+
+    def job(engine: Any, cancel: threading.Event) -> str:
+        if failing:
+            raise EngineUnavailable("http://gpu:8080/v1/completions answered 500")
+        return "served"
+
+    probes: list[float] = []
+    for _ in range(3):
+        assert worker.ready
+        with pytest.raises(ModelNotReady):
+            await worker.run("doc", job)
+        started, seen = time.monotonic(), server.probes
+        while server.probes == seen and time.monotonic() - started < 5:
+            await asyncio.sleep(0.002)
+        probes.append(time.monotonic() - started)
+        while not worker.ready and time.monotonic() - started < 5:
+            await asyncio.sleep(0.002)
+    # 20, 40, 80 ms: each probe that answered did not reset the delay
+    assert probes[0] < probes[2] and probes[2] >= 0.07, probes
+    failing = False
+    assert await worker.run("doc", job) == "served"
+    assert worker._backoff.next() == pytest.approx(0.02)  # a served job starts them again
+    worker.shutdown()
