@@ -545,9 +545,11 @@ class RemoteEngine:
         if self._stops:
             body["stop"] = self._stops
         if self.facts.flavor == "llama-server":
+            # timings in every event: a stream fimls cuts early still says what was reused
             body["cache_prompt"] = True
+            body["timings_per_token"] = True
         if self.facts.flavor == "vllm":
-            body["stream_options"] = {"include_usage": True}
+            body["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
         return body
 
     def _infill_body(self, req: Generation, parts: FimParts) -> dict[str, Any]:
@@ -559,6 +561,7 @@ class RemoteEngine:
             "n_predict": req.max_tokens,
             "stream": True,
             "cache_prompt": True,
+            "timings_per_token": True,
             **self._sampling(req),
         }
         if self._stops:
@@ -685,7 +688,7 @@ def _ask_server(conn: Connection, remote: EngineSettings) -> ServerFacts:
         bos = str(props.get("bos_token") or "")
         eos = str(props.get("eos_token") or "")
         path = props.get("model_path")
-        if isinstance(path, str) and path:
+        if isinstance(path, str) and path and Path(path).name not in label:
             label = f"{label} {Path(path).name}".strip()
     meta = entry.get("meta")
     if isinstance(meta, dict) and not n_ctx:

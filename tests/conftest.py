@@ -10,7 +10,7 @@ import pytest
 from hypothesis import settings
 
 from lsp_server.lsp_client import FimlsClient, server_command
-from tests.engines import EngineProcess
+from tests.engines import EngineProcess, LlamaServerProcess
 
 MODEL_TIMEOUT = 600.0
 
@@ -64,6 +64,28 @@ def inference_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engin
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServerProcess]:
+    """llama.cpp's llama-server on loopback, with the embedded model."""
+    process = LlamaServerProcess(tmp_path_factory.mktemp("llama-server") / "engine.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+async def infill_server(
+    tmp_path_factory: pytest.TempPathFactory, llama_server: LlamaServerProcess
+) -> AsyncIterator[FimlsClient]:
+    """One server whose engine is llama-server's ``/infill`` (``--engine infill``)."""
+    args = ("--engine", "infill", "--engine-url", llama_server.url)
+    client = await _start(tmp_path_factory.mktemp("logs"), "infill", args=args)
+    status = await client.wait_model(MODEL_TIMEOUT)
+    assert status["state"] == "ready", status
+    yield client
+    assert await client.stop() == 0
 
 
 @pytest.fixture(scope="session")

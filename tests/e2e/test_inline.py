@@ -11,6 +11,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from lsp_server.completion import MAX_RETRIES
 from lsp_server.lsp_client import FimlsClient
 from tests.conftest import MODEL_TIMEOUT, Launch, doc_uri
+from tests.e2e.conftest import ENGINE_FIXTURES
 
 # every test here runs with the local model and with a remote engine (tests/e2e/conftest.py)
 pytestmark = pytest.mark.both_engines
@@ -56,16 +57,18 @@ async def test_status_reports_the_embedded_model(
         assert model["path"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
         assert stats["remote"] is None
         return
-    # the same GGUF behind llama-cpp-python's server: its vocabulary is the embedded one's
-    assert model["engine"] == "openai"
+    # the same GGUF behind an inference server: its vocabulary is the embedded one's
+    engine = request.getfixturevalue(ENGINE_FIXTURES[engine_kind])
+    server_name = "llama-server" if engine_kind == "infill" else "llama-cpp-python"
+    assert model["engine"] == engine_kind
     assert model["embedded"] is False
-    assert model["path"] == request.getfixturevalue("inference_server").url
-    assert model["name"] == "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-    assert "llama-cpp-python" in model["description"]
+    assert model["path"] == engine.url
+    assert model["name"].endswith("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+    assert f"{server_name} at {engine.url}" in model["description"]
     assert "exact token counts" in model["description"]
     assert model["contextSize"] == 4096
     remote = stats["remote"]
-    assert remote["server"] == "llama-cpp-python"
+    assert remote["server"] == server_name
     assert remote["tokenCounts"] == "exact"
 
 

@@ -22,7 +22,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 
 from lsp_server.lsp_client import FimlsClient, inline_params
 from tests.conftest import Launch, doc_uri
-from tests.engines import EngineProcess, FaultProxy
+from tests.engines import EngineProcess, FaultProxy, LlamaServerProcess
 
 ADD = "def add(a, b):\n    return "
 # the model keeps adding entries to this dict until its token budget runs out
@@ -321,3 +321,30 @@ async def test_a_model_that_cannot_be_told_needs_the_template_setting(
     uri = doc_uri(tmp_path, "add.py")
     told.open(uri, ADD)
     assert any("a + b" in t for t in texts(await told.inline(uri, 1, 11)))
+
+
+async def test_llama_server_through_v1_completions_reuses_its_cache(
+    launch: Launch, tmp_path: Path, llama_server: LlamaServerProcess
+) -> None:
+    """llama.cpp's own server in the ``openai`` mode: token ids sent, its KV reuse read."""
+    client = await launch(args=("--engine-url", llama_server.url), initialization_options=NO_MEMORY)
+    status = await client.wait_model(60)
+    assert status["state"] == "ready", status
+    model = status["model"]
+    assert model["engine"] == "openai"
+    assert (
+        f"llama-server at {llama_server.url} (openai), exact token counts" in model["description"]
+    )
+    assert model["templateReason"] == "the FIM tokens in its vocabulary"
+    uri = doc_uri(tmp_path, "add.py")
+    client.open(uri, ADD)
+    first = texts(await client.inline(uri, 1, 11))
+    assert any("a + b" in t for t in first), first
+    client.change(uri, 2, "a", (1, 11), (1, 11))
+    await client.inline(uri, 1, 12)
+    stats = await client.stats()
+    last = stats["recentGenerations"][-1]
+    # the server kept the lines above in its cache (cache_prompt) and said so (timings)
+    assert last["reusedTokens"] > 0 and last["evaluatedTokens"] < last["promptTokens"]
+    assert stats["remote"]["server"] == "llama-server"
+    assert stats["remote"]["complete"] + stats["remote"]["cut"] == stats["remote"]["requests"]
