@@ -151,6 +151,11 @@ def available_models(in_use: str = "") -> str:
 
 def _cost(generation: dict[str, object]) -> str:
     """What the server reported for one generation (from ``fimls/stats``)."""
+    if not generation.get("costed", True):
+        return (
+            f" (prompt {generation['promptTokens']} tokens, the engine does not say how many "
+            f"it had cached; {generation['generatedTokens']} generated)"
+        )
     return (
         f" (prompt {generation['promptTokens']} tokens: {generation['evaluatedTokens']} "
         f"evaluated, {generation['reusedTokens']} reused from the KV cache; "

@@ -521,7 +521,9 @@ class CompletionService:
             self._memory.put(doc.uri, key, plan.line_before, text or "")
         phases = _phases(queued, timing, outcome)
         evaluated = sum(g.evaluated_tokens for g in outcome.generations)
-        self._record("suggestion" if text else "empty", started, phases, evaluated)
+        # unknown when the engine did not say (an inference server that does not report)
+        cost = evaluated if all(g.costed for g in outcome.generations) else None
+        self._record("suggestion" if text else "empty", started, phases, cost)
         first = outcome.generations[0]
         log.info(
             "completion id=%s uri=%s mode=%s prompt_tokens=%d reused=%d shifted=%d "

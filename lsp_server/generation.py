@@ -141,6 +141,10 @@ class GenerationResult:
     tokens: tuple[int, ...] = ()  # the tokens of ``text`` as generated
     shifted_tokens: int = 0  # of the reused tokens, those moved to a new position
     restored: bool = False  # the document's saved KV state was loaded first
+    #: whether reused/evaluated are known: an inference server may not say what it had
+    #: cached (llama-cpp-python's), nor one whose stream was cancelled before its first
+    #: event; then both are 0 and only ``prompt_tokens`` counts
+    costed: bool = True
 
     @property
     def cancelled(self) -> bool:

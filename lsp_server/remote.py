@@ -434,6 +434,7 @@ class RemoteEngine:
         else:
             self.stats.answered(first_ms, (now - started) * 1000, outcome)
         prompt_tokens = _int(server.get("prompt_tokens")) or len(req.prompt)
+        costed = "cached_tokens" in server  # the server said what it had cached
         reused = min(_int(server.get("cached_tokens")), prompt_tokens)
         tokens = tuple(self.tokenize(text)) if self.exact and text else ()
         generated = _int(server.get("completion_tokens")) or max(chunks, len(tokens))
@@ -442,12 +443,13 @@ class RemoteEngine:
             stop_reason=reason,
             prompt_tokens=prompt_tokens,
             reused_tokens=reused,
-            evaluated_tokens=prompt_tokens - reused,
+            evaluated_tokens=prompt_tokens - reused if costed else 0,
             generated_tokens=generated,
             prompt_ms=first_ms,
             first_token_ms=first_ms,
             total_ms=(now - started) * 1000,
             tokens=tokens,
+            costed=costed,
         )
 
     def prefill(
@@ -752,7 +754,11 @@ def _tokens(answer: Any) -> list[int] | None:
 def _detect(
     facts: ServerFacts, tokenize: Callable[[str], list[int]] | None, requested: str | None
 ) -> Detection:
-    """The template: the server's vocabulary tells, else the model's name, else the setting."""
+    """The template: the setting, else the server's vocabulary, else the model's name.
+
+    ``fimls.model.template`` wins when set; the model's name decides only for a server
+    that does not tokenize.
+    """
     templates = load_templates()
     cache: dict[str, bool] = {}
 

@@ -81,6 +81,7 @@ class Stats:
         with self._lock:
             self.generations.append(result)
             self.totals["generations"] += 1
+            self.totals["costedGenerations"] += result.costed
             self.totals["promptTokens"] += result.prompt_tokens
             self.totals["reusedTokens"] += result.reused_tokens
             self.totals["evaluatedTokens"] += result.evaluated_tokens
@@ -134,6 +135,8 @@ class Stats:
             "evaluatedTokensPerAnswer": spread(costs),
             "engine": {
                 "generations": totals.get("generations", 0),
+                # those whose reused and evaluated tokens are known (all, locally)
+                "costedGenerations": totals.get("costedGenerations", 0),
                 "promptTokens": totals.get("promptTokens", 0),
                 "reusedTokens": totals.get("reusedTokens", 0),
                 "evaluatedTokens": totals.get("evaluatedTokens", 0),
@@ -188,4 +191,5 @@ def _generation_json(g: GenerationResult) -> dict[str, object]:
         "firstTokenMs": round(g.first_token_ms, 1),
         "totalMs": round(g.total_ms, 1),
         "stopReason": g.stop_reason,
+        "costed": g.costed,
     }

@@ -189,6 +189,7 @@ class BenchResult:
     cancelled: int = 0
     errors: int = 0
     generations: int = 0
+    costed_generations: int = 0  # those whose evaluated and reused tokens are known
     evaluated_tokens: int = 0
     reused_tokens: int = 0
     generated_tokens: int = 0
@@ -216,8 +217,8 @@ class BenchResult:
             "memoryAnswers": self.memory_answers,
             "shiftedReuses": self.shifted_reuses,
             **{f"{phase}MsP95": value["p95"] for phase, value in self.phases_ms.items()},
-            "evaluatedTokensPerRequest": round(self.evaluated_tokens / gens, 1),
-            "reusedTokensPerRequest": round(self.reused_tokens / gens, 1),
+            "evaluatedTokensPerRequest": _per(self.evaluated_tokens, self.costed_generations),
+            "reusedTokensPerRequest": _per(self.reused_tokens, self.costed_generations),
             "generatedTokensPerRequest": round(self.generated_tokens / gens, 1),
             "serverRssMiB": self.rss_mib,
             "engine": self.remote["url"] if self.remote else "local",
@@ -251,6 +252,7 @@ async def replay(
         stats = await client.stats()
         engine = stats["engine"]
         result.generations = engine["generations"]
+        result.costed_generations = engine["costedGenerations"]
         result.evaluated_tokens = engine["evaluatedTokens"]
         result.reused_tokens = engine["reusedTokens"]
         result.generated_tokens = engine["generatedTokens"]
@@ -322,6 +324,11 @@ async def _type(
             result.cancelled += 1
         else:
             result.errors += 1
+
+
+def _per(total: int, count: int) -> float | None:
+    """A total per counted item, None when nothing was counted."""
+    return round(total / count, 1) if count else None
 
 
 def _first_line(answer: Any) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -233,3 +236,67 @@ def test_base_url_and_tls_context() -> None:
     verified = Endpoint.parse("https://gpu-box", connect_timeout=1, read_timeout=1, api_key_env="K")
     context = verified.ssl_context()
     assert context is not None and context.check_hostname is True
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[Scripted, Path]]:
+    """The scripted server behind TLS, with a self-signed certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = Scripted()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, cert
+    server.shutdown()
+    server.server_close()
+
+
+def https(port: int, **options: Any) -> Connection:
+    endpoint = Endpoint.parse(
+        f"https://127.0.0.1:{port}",
+        connect_timeout=2.0,
+        read_timeout=5.0,
+        api_key_env="FIMLS_TEST_KEY",
+        **options,
+    )
+    return Connection(endpoint)
+
+
+def test_tls_verifies_the_certificate(tls_server: tuple[Scripted, Path]) -> None:
+    server, cert = tls_server
+    with pytest.raises(HttpError) as caught:
+        https(server.server_port).get_json("/v1/models")
+    assert caught.value.kind == "connect"
+    assert "TLS failed: CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    # the team's CA (here the certificate itself) makes it trusted
+    trusted = https(server.server_port, ca_file=str(cert))
+    assert trusted.get_json("/v1/models") == {"data": [{"id": "m"}]}
+    events = list(trusted.stream("/v1/completions", {"texts": ["a", "b"]}))
+    assert [e["choices"][0]["text"] for e in events] == ["a", "b"]
+    # or verification switched off
+    unverified = https(server.server_port, tls_verify=False)
+    assert unverified.get_json("/v1/models") == {"data": [{"id": "m"}]}
