@@ -183,31 +183,20 @@ class ActionService:
                 )
             stops = engine.chat.stop
             enough = answer_stop(target.kind)
-            try:
-                return generate(engine, prompt, room, stops, enough, cancel)
-            except EngineRequestError as exc:
-                raise ActionError(f"the engine refused the request: {exc}") from None
-
-        def generate(
-            engine: ModelEngine,
-            prompt: list[int],
-            room: int,
-            stops: tuple[str, ...],
-            enough: Callable[[str], int | None],
-            cancel: threading.Event,
-        ) -> GenerationResult:
-            return engine.generate(
-                Generation(
-                    prompt=prompt,
-                    max_tokens=min(MAX_TOKENS[target.kind], room),
-                    stop=lambda text: _stop_at(text, stops, enough),
-                    cancel=cancel,
-                    sampling=sampling,
-                    shifted_reuse=False,
-                    document=ACTION_DOCUMENT,
-                    documents=settings.cache.documents,
-                )
+            request = Generation(
+                prompt=prompt,
+                max_tokens=min(MAX_TOKENS[target.kind], room),
+                stop=lambda text: _stop_at(text, stops, enough),
+                cancel=cancel,
+                sampling=sampling,
+                shifted_reuse=False,
+                document=ACTION_DOCUMENT,
+                documents=settings.cache.documents,
             )
+            try:
+                return engine.generate(request)
+            except EngineRequestError as exc:  # an inference server refused this one
+                raise ActionError(f"the engine refused the request: {exc}") from None
 
         result = await self._worker.run(None, job)
         if result.cancelled:

@@ -28,6 +28,7 @@ it with backoff); one that refuses a single request raises EngineRequestError.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -230,8 +231,6 @@ class RemoteStats:
 class RemoteEngine:
     """An inference server behind the engine interface (one thread calls it)."""
 
-    can_ban = False  # set per instance: only with the server's own vocabulary
-
     def __init__(
         self,
         remote: EngineSettings,
@@ -252,7 +251,7 @@ class RemoteEngine:
         self.info = info
         self.n_ctx = info.n_ctx
         self.exact = exact  # the server's tokenizer gives the local vocabulary's ids
-        self.can_ban = exact
+        self.can_ban = exact  # banned first tokens (logit_bias) need the server's own ids
         self.stats = RemoteStats()
         self.count_tokens = TokenCounter(self.tokenize)
         self._stops = [s for s in template.template.stop if s.strip()]
@@ -351,35 +350,20 @@ class RemoteEngine:
         # a window cut inside a character leaves a broken byte at its edge: dropped
         return self.vocab.detokenize(prompt, errors="ignore")
 
-    @property
+    @functools.cached_property
     def end_ids(self) -> frozenset[int]:
         """Every id that ends a generation (meaningful with the server's own vocabulary)."""
-        return self._end_ids()
+        return vocab_end_ids(self.vocab.model, self.template.stop_ids)
 
-    @property
+    @functools.cached_property
     def line_break_ids(self) -> frozenset[int]:
         """Every id whose text starts with a line break."""
-        return self._line_break_ids()
-
-    def _end_ids(self) -> frozenset[int]:
-        cached: frozenset[int] | None = getattr(self, "_end_cache", None)
-        if cached is None:
-            cached = vocab_end_ids(self.vocab.model, self.template.stop_ids)
-            self._end_cache = cached
-        return cached
-
-    def _line_break_ids(self) -> frozenset[int]:
-        cached: frozenset[int] | None = getattr(self, "_break_cache", None)
-        if cached is None:
-            cached = vocab_line_break_ids(self.vocab.model)
-            self._break_cache = cached
-        return cached
+        return vocab_line_break_ids(self.vocab.model)
 
     def warm(self) -> None:
         """Compute the vocabulary tables retries need, when retries are possible."""
         if self.can_ban:
-            self._end_ids()
-            self._line_break_ids()
+            _ = self.end_ids, self.line_break_ids
 
     # -- generation -------------------------------------------------------------------
 
