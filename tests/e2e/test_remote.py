@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 
 from lsp_server.lsp_client import FimlsClient, inline_params
 from tests.conftest import Launch, doc_uri
+from tests.e2e.test_actions import list_actions, resolve, titled, whole
 from tests.engines import EngineProcess, FaultProxy, LlamaServerProcess
 
 ADD = "def add(a, b):\n    return "
@@ -157,6 +158,16 @@ async def test_the_engine_killed_and_started_again_mid_session(
         client.change(uri, 3 + n, ch, (1, 12 + n), (1, 12 + n))
         seconds, result = await timed_inline(client, uri, 1, 13 + n)
         assert not result.items and seconds < 0.5
+    # a code action while it is down: a clear error at once, not a hang
+    actions = await list_actions(client, uri, whole(types.Position(0, 4)))
+    started = time.perf_counter()
+    with pytest.raises(JsonRpcException) as failed:
+        await resolve(client, titled(actions, "Add docstring"))
+    assert time.perf_counter() - started < 2.0
+    assert failed.value.code == types.LSPErrorCodes.RequestFailed
+    assert "the model is not ready" in str(failed.value) and "connection refused" in str(
+        failed.value
+    )
     stats = await client.stats()
     assert stats["state"] == "unavailable"
     assert stats["remote"]["errors"].get("connect", 0) >= 1
