@@ -217,9 +217,10 @@ class ModelWorker:
     async def _recover(self, ticket: int, info: ModelInfo | None) -> None:
         """Probe the server after growing delays until it answers, then be ``ready``."""
         loop = asyncio.get_running_loop()
+        delay = self._backoff.next()
         while ticket == self._loads and not self._closed:
-            delay = self._backoff.next()
             await asyncio.sleep(delay)
+            delay = self._backoff.next()  # the one after this probe, if it fails
             engine = self._engine
             if ticket != self._loads or self._closed or engine is None:
                 return
@@ -230,7 +231,7 @@ class ModelWorker:
                 self._set(
                     StateChange(
                         ModelState.UNAVAILABLE,
-                        f"{exc}; trying again in {min(delay * 2, self._backoff.cap):.1f} s",
+                        f"{exc}; trying again in {delay:.1f} s",
                         info,
                         same_engine=True,
                     )

@@ -47,12 +47,20 @@ async def _start(
     return client
 
 
+async def _start_ready(
+    factory: pytest.TempPathFactory, name: str, args: tuple[str, ...] = ()
+) -> FimlsClient:
+    """A server of the session (its log in a folder of its own), its model ready."""
+    client = await _start(factory.mktemp("logs"), name, args=args)
+    status = await client.wait_model(MODEL_TIMEOUT)
+    assert status["state"] == "ready", status
+    return client
+
+
 @pytest.fixture(scope="session")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FimlsClient]:
     """One server with the embedded model, ready, shared by the tests that only read."""
-    client = await _start(tmp_path_factory.mktemp("logs"), "session")
-    status = await client.wait_model(MODEL_TIMEOUT)
-    assert status["state"] == "ready", status
+    client = await _start_ready(tmp_path_factory, "session")
     yield client
     assert await client.stop() == 0
 
@@ -81,9 +89,7 @@ async def infill_server(
 ) -> AsyncIterator[FimlsClient]:
     """One server whose engine is llama-server's ``/infill`` (``--engine infill``)."""
     args = ("--engine", "infill", "--engine-url", llama_server.url)
-    client = await _start(tmp_path_factory.mktemp("logs"), "infill", args=args)
-    status = await client.wait_model(MODEL_TIMEOUT)
-    assert status["state"] == "ready", status
+    client = await _start_ready(tmp_path_factory, "infill", args)
     yield client
     assert await client.stop() == 0
 
@@ -93,10 +99,7 @@ async def remote_server(
     tmp_path_factory: pytest.TempPathFactory, inference_server: EngineProcess
 ) -> AsyncIterator[FimlsClient]:
     """One server whose engine is that inference server (``--engine-url``)."""
-    args = ("--engine-url", inference_server.url)
-    client = await _start(tmp_path_factory.mktemp("logs"), "remote", args=args)
-    status = await client.wait_model(MODEL_TIMEOUT)
-    assert status["state"] == "ready", status
+    client = await _start_ready(tmp_path_factory, "remote", ("--engine-url", inference_server.url))
     yield client
     assert await client.stop() == 0
 
